@@ -1,0 +1,1 @@
+"""Console scripts for what fairseq's own CLIs do not do."""

@@ -1,0 +1,107 @@
+"""What fairseq 0.12 needs to run on today's torch and numpy.
+
+Applied once, when the user dir is imported (fairseq imports ``--user-dir`` while
+pre-parsing arguments, before it reads any checkpoint or builds any batch). Each
+fix is narrow, named after what it repairs, and covered by a regression test in
+``tests/test_compat.py``; see ../shared/FAIRSEQ_NOTES.md for the measurements.
+
+- ``allow_fairseq_checkpoint_globals``: torch >= 2.6 loads with ``weights_only=True``
+  and refuses the ``argparse.Namespace`` (and, with ``--eval-bleu``, numpy arrays)
+  that fairseq pickles into every checkpoint. We allow-list exactly those types
+  instead of turning the weights-only safety off for every load.
+- ``keep_last_batch``: fairseq-fixed drops the last batch when its size is not a
+  multiple of ``--required-batch-size-multiple`` (default 8), so generation and
+  validation silently skipped up to 7 sentences. Upstream fairseq keeps it; so do we.
+- ``numpy2_shims``: ``np.compat`` (removed in numpy 2) and
+  ``np.percentile(interpolation=)`` (removed in numpy 2.4) used by LM
+  ``--sample-break-mode eos`` and ``--num-batch-buckets``.
+- ``quiet_deprecation_noise``: the hydra/omegaconf/torch deprecation warnings
+  printed by every fairseq CLI call.
+"""
+
+import argparse
+import functools
+import sys
+import types
+import warnings
+
+import numpy as np
+import torch
+
+DEPRECATION_NOISE = (
+    # (message regex, category, module regex); each seen on every fairseq CLI call.
+    (r".*torch\.jit\.script.*is deprecated.*", DeprecationWarning, ""),
+    (r".*torch\.jit\.script.*is deprecated.*", FutureWarning, ""),
+    (r".*`torch\.nn\.utils\.weight_norm` is deprecated.*", FutureWarning, ""),
+    (r".*", DeprecationWarning, r"(hydra|omegaconf|antlr4|pkg_resources)(\..*)?"),
+    (r".*pkg_resources is deprecated.*", UserWarning, ""),
+    (r".*torch\.cuda\.amp\..* is deprecated.*", FutureWarning, ""),
+    (r".*torch\.amp\.GradScaler.*", UserWarning, ""),
+)
+
+
+def quiet_deprecation_noise():
+    for message, category, module in DEPRECATION_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
+def allow_fairseq_checkpoint_globals():
+    """Allow-list the non-tensor types fairseq stores in its checkpoints."""
+    # numpy 2 moved ``numpy.core`` to ``numpy._core``; checkpoints written under
+    # numpy 1 name the old module, so the array rebuilder is allowed under both names.
+    reconstruct = np._core.multiarray._reconstruct
+    safe = [argparse.Namespace, np.ndarray, np.dtype]
+    safe += [(reconstruct, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")]
+    # Scalars and dtype classes that arrays and metrics (a best BLEU) pickle.
+    safe += [np.float64, np.float32, np.int64, np.int32, np.bool_]
+    safe += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    torch.serialization.add_safe_globals(safe)
+
+def keep_last_batch():
+    from fairseq.data import data_utils
+
+    batch_by_size = data_utils.batch_by_size
+    if getattr(batch_by_size, "keeps_last_batch", False):
+        return
+
+    @functools.wraps(batch_by_size)
+    def batch_by_size_keeping_last(indices, *args, **kwargs):
+        if not isinstance(indices, np.ndarray):
+            indices = np.fromiter(indices, dtype=np.int64, count=-1)
+        batches = batch_by_size(indices, *args, **kwargs)
+        # Batches are consecutive slices of ``indices``; anything past the last
+        # one is the tail fairseq-fixed discarded.
+        covered = sum(len(batch) for batch in batches)
+        if kwargs.get("fixed_shapes") is None and covered < len(indices):
+            batches.append(indices[covered:])
+        return batches
+
+    batch_by_size_keeping_last.keeps_last_batch = True
+    data_utils.batch_by_size = batch_by_size_keeping_last
+
+
+def get_buckets(sizes, num_buckets):
+    """fairseq's ``data_utils.get_buckets`` with numpy >= 1.22's ``method=`` keyword."""
+    return np.unique(
+        np.percentile(sizes, np.linspace(0, 100, num_buckets + 1), method="lower")[1:]
+    )
+
+
+def numpy2_shims():
+    if "compat" not in vars(np):
+        # fairseq only uses ``np.compat.long`` (``int`` on Python 3).
+        np.compat = types.SimpleNamespace(long=int)
+    from fairseq.data import bucket_pad_length_dataset, data_utils
+
+    for module in (data_utils, bucket_pad_length_dataset):
+        module.get_buckets = get_buckets
+    audio = sys.modules.get("fairseq.data.audio.raw_audio_dataset")
+    if audio is not None:
+        audio.get_buckets = get_buckets
+
+
+def apply():
+    quiet_deprecation_noise()
+    allow_fairseq_checkpoint_globals()
+    keep_last_batch()
+    numpy2_shims()

@@ -1,0 +1,1 @@
+from fairseq_plugins.models import composable_transformer  # noqa: F401

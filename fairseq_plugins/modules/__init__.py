@@ -1,0 +1,1 @@
+"""Plain PyTorch building blocks, one per method; no fairseq imports."""

@@ -1,0 +1,1 @@
+"""Tasks (registered on import)."""

@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fairseq-plugins",
+    version="0.1.0",
+    description=(
+        "fairseq plugins (a --user-dir) for B2T, SHAPE, ALONE, Spike No More, DIP/mixup, "
+        "multi-ticket ensembles, turn-over dropout and instance-based NER/parsing"
+    ),
+    python_requires=">=3.11",
+    packages=find_packages(include=["fairseq_plugins", "fairseq_plugins.*"]),
+    install_requires=[
+        # Pinned: an unpinned torch makes pip resolve a multi-GB CUDA build, and
+        # fairseq-fixed compiles extensions against whatever torch is present.
+        "torch==2.13.0",
+        "fairseq-fixed==0.12.3.1",
+        "numpy",
+        "sacrebleu>=2.0",
+        "sentencepiece",
+    ],
+    extras_require={
+        "test": ["pytest", "matplotlib"],
+    },
+    entry_points={
+        "console_scripts": [
+            "fairseq-plugins-dir = fairseq_plugins.cli.user_dir:main",
+            "fairseq-plugins-average = fairseq_plugins.cli.average_checkpoints:main",
+            "fairseq-plugins-gradnorm = fairseq_plugins.cli.gradnorm:main",
+            "fairseq-plugins-quickstart = fairseq_plugins.cli.quickstart:main",
+        ]
+    },
+)
