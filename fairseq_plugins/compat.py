@@ -21,6 +21,7 @@ fix is narrow, named after what it repairs, and covered by a regression test in
 
 import argparse
 import functools
+import logging
 import sys
 import types
 import warnings
@@ -41,21 +42,24 @@ DEPRECATION_NOISE = (
 
 
 def quiet_deprecation_noise():
+    # Logged at import on every call; tensorboardX only matters to speech tasks.
+    logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
     for message, category, module in DEPRECATION_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 def allow_fairseq_checkpoint_globals():
     """Allow-list the non-tensor types fairseq stores in its checkpoints."""
-    # numpy 2 moved ``numpy.core`` to ``numpy._core``; checkpoints written under
-    # numpy 1 name the old module, so the array rebuilder is allowed under both names.
-    reconstruct = np._core.multiarray._reconstruct
+    # Arrays and numpy scalars (a best BLEU) pickle as calls to these two
+    # rebuilders plus their dtype classes. numpy 2 moved ``numpy.core`` to
+    # ``numpy._core``; files written under numpy 1 name the old module, so each
+    # rebuilder is allowed under both names.
     safe = [argparse.Namespace, np.ndarray, np.dtype]
-    safe += [(reconstruct, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")]
-    # Scalars and dtype classes that arrays and metrics (a best BLEU) pickle.
-    safe += [np.float64, np.float32, np.int64, np.int32, np.bool_]
+    for rebuilder in (np._core.multiarray._reconstruct, np._core.multiarray.scalar):
+        safe += [(rebuilder, f"{module}.multiarray.{rebuilder.__name__}") for module in ("numpy.core", "numpy._core")]
     safe += [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
     torch.serialization.add_safe_globals(safe)
+
 
 def keep_last_batch():
     from fairseq.data import data_utils

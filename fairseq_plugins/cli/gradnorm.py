@@ -1,0 +1,195 @@
+"""``fairseq-plugins-gradnorm``: per-layer gradient norms of an encoder-decoder at initialisation.
+
+What is measured. The model is built from ordinary fairseq flags (any architecture of fairseq or
+of this package, task ``translation``) over a dictionary of ``--vocab-size`` dummy symbols shared
+by source and target (so ``--share-all-embeddings`` works). One batch of random tokens
+(``--batch-size`` sentences of ``--src-len`` / ``--tgt-len`` tokens, each ending in ``</s>``, no
+padding) runs through it in train mode with teacher forcing. The loss ``L`` is the token-level
+cross entropy of the decoder output against the random targets, averaged over all target tokens.
+For every encoder and decoder layer the command reports ``||dL/dx||``: the L2 norm of the gradient
+of ``L`` with respect to that layer's input ``x`` (the whole ``time x batch x channels`` tensor),
+bottom layer first, and each stack's bottom/top ratio.
+
+This is the probe behind the B2T paper's first claim (Takase et al. 2023): at init an 18-layer
+Post-LN decoder's bottom/top ratio is far below 1 (vanishing gradients); Pre-LN's and B2T's are
+not::
+
+    fairseq-plugins-gradnorm --arch b2t_transformer --dropout 0 \\
+        --encoder-layers 18 --decoder-layers 18 --encoder-embed-dim 128 --decoder-embed-dim 128 \\
+        --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 \\
+        --encoder-attention-heads 4 --decoder-attention-heads 4
+
+Dropout follows the architecture's flags: pass ``--dropout 0`` for a deterministic probe.
+``--seed`` fixes the initialisation; the batch depends on ``--seed`` alone, so architectures
+probed with one seed see the same tokens. Of fairseq's other flags only the model's and
+``--cpu`` matter. ``--json`` prints ``{"encoder": [...], "decoder": [...]}`` and nothing else to
+stdout; ``--plot FILE.png`` also draws the norms per layer.
+"""
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+
+import torch
+import torch.nn.functional as F
+from fairseq import options
+from fairseq.data import Dictionary
+from fairseq.tasks.translation import TranslationTask
+
+from fairseq_plugins.errors import ConfigError
+
+PROG = "fairseq-plugins-gradnorm"
+STACKS = ("encoder", "decoder")
+# fairseq's parser requires the translation task's positional data directory; nothing reads it.
+NO_DATA = "(random batch)"
+
+
+def parse_args(argv=None):
+    parser = options.get_training_parser(default_task="translation")
+    parser.prog = PROG
+    parser.description = __doc__.split("\n\n")[0]
+    # fairseq's usage runs to hundreds of lines; without it an error is the one line `prog: error: msg`.
+    parser.usage = argparse.SUPPRESS
+    parser.set_defaults(batch_size=32)
+    probe = parser.add_argument_group("gradient-norm probe")
+    probe.add_argument("--vocab-size", type=int, default=1000, help="dictionary size, fairseq's 4 special symbols included")
+    probe.add_argument("--src-len", type=int, default=32, help="source tokens per sentence, </s> included")
+    probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
+    probe.add_argument("--json", action="store_true", help='print only {"encoder": [...], "decoder": [...]} to stdout')
+    probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
+    args = options.parse_args_and_arch(parser, [NO_DATA, *(argv if argv is not None else os.sys.argv[1:])])
+
+    if args.task != "translation":
+        parser.error(f"--task {args.task}: the probe builds encoder-decoder models, only --task translation")
+    if args.vocab_size < 5:
+        parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
+    for flag in ("batch_size", "src_len", "tgt_len"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.plot is not None:
+        directory = os.path.dirname(os.path.abspath(args.plot))
+        if not args.plot.lower().endswith(".png"):
+            parser.error(f"--plot {args.plot}: the file name must end in .png")
+        if not os.path.isdir(directory):
+            parser.error(f"--plot {args.plot}: directory {directory} does not exist")
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error("--plot needs matplotlib: pip install matplotlib")
+    return args
+
+
+def dummy_dictionary(size):
+    """A fairseq Dictionary of ``size`` symbols: the 4 special ones and ``w0``, ``w1``, ..."""
+    dictionary = Dictionary()
+    for i in range(size - len(dictionary)):
+        dictionary.add_symbol(f"w{i}")
+    return dictionary
+
+
+def random_batch(dictionary, batch_size, src_len, tgt_len, seed):
+    """Random ordinary symbols, each sentence ending in ``</s>``; all tensors ``(batch, time)``."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def sentences(length):
+        tokens = torch.randint(dictionary.nspecial, len(dictionary), (batch_size, length), generator=generator)
+        tokens[:, -1] = dictionary.eos()
+        return tokens
+
+    src_tokens, target = sentences(src_len), sentences(tgt_len)
+    # Teacher forcing as fairseq's translation data: the decoder reads </s> then the target shifted right.
+    prev_output_tokens = torch.cat([target[:, -1:], target[:, :-1]], dim=1)
+    return src_tokens, torch.full((batch_size,), src_len), prev_output_tokens, target
+
+
+def layer_input_grad_norms(model, src_tokens, src_lengths, prev_output_tokens, target):
+    """``{"encoder": [...], "decoder": [...]}``: ``||dL/dx||`` for the input ``x`` of every layer."""
+    inputs = {stack: [] for stack in STACKS}
+    hooks = [
+        layer.register_forward_pre_hook(lambda module, args, stack=stack: inputs[stack].append(args[0]))
+        for stack in STACKS
+        for layer in getattr(model, stack).layers
+    ]
+    logits, _ = model(src_tokens, src_lengths, prev_output_tokens)
+    for hook in hooks:
+        hook.remove()
+    loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), target.view(-1))  # mean over tokens
+
+    for stack in STACKS:
+        depth = len(getattr(model, stack).layers)
+        if len(inputs[stack]) != depth:
+            raise ConfigError(f"--{stack}-layerdrop: only {len(inputs[stack])} of {depth} {stack} layers ran; set it to 0")
+    grads = torch.autograd.grad(loss, inputs["encoder"] + inputs["decoder"])
+    norms = [grad.float().norm().item() for grad in grads]
+    depth = len(inputs["encoder"])
+    return {"encoder": norms[:depth], "decoder": norms[depth:]}
+
+
+def format_table(norms):
+    rows = ["gradient norm of the loss w.r.t. each layer's input (layer 1 = bottom)", f"{'layer':>10} {'encoder':>11} {'decoder':>11}"]
+    for i in range(max(len(values) for values in norms.values())):
+        cells = [f"{values[i]:11.4e}" if i < len(values) else " " * 11 for values in norms.values()]
+        rows.append(f"{i + 1:>10} " + " ".join(cells))
+    rows.append(f"{'bottom/top':>10} " + " ".join(f"{values[0] / values[-1]:11.4g}" for values in norms.values()))
+    return "\n".join(rows)
+
+
+def save_plot(path, norms, title):
+    """Norm per layer, log scale, one line per stack; written to a temporary file then renamed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 4))
+    for stack, values in norms.items():
+        axes.plot(range(1, len(values) + 1), values, marker="o", label=stack)
+    axes.set(yscale="log", xlabel="layer (1 = bottom)", ylabel="||dL/d layer input||", title=title)
+    axes.legend()
+    figure.tight_layout()
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
+    os.close(handle)
+    try:
+        figure.savefig(temporary, format="png")
+        os.replace(temporary, path)
+    finally:
+        pyplot.close(figure)
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING)
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    dictionary = dummy_dictionary(args.vocab_size)
+    try:
+        model = TranslationTask(args, dictionary, dictionary).build_model(args)
+    except ConfigError:
+        raise
+    except (ValueError, AssertionError) as error:  # fairseq's checks of incompatible model flags
+        raise ConfigError(f"--arch {args.arch}: cannot build the model with these flags: {error}") from None
+    for stack in STACKS:
+        if not hasattr(getattr(model, stack, None), "layers"):
+            raise ConfigError(f"--arch {args.arch}: the model has no {stack}.layers to probe")
+    max_src, max_tgt = model.max_positions()
+    for flag, length, limit in (("--src-len", args.src_len, max_src), ("--tgt-len", args.tgt_len, max_tgt)):
+        if length > limit:
+            raise ConfigError(f"{flag} {length} exceeds the model's maximum of {limit} positions")
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    model.to(device).train()
+    batch = random_batch(dictionary, args.batch_size, args.src_len, args.tgt_len, args.seed)
+    norms = layer_input_grad_norms(model, *(tensor.to(device) for tensor in batch))
+
+    if args.json:
+        print(json.dumps(norms))
+    else:
+        print(format_table(norms))
+    if args.plot is not None:
+        save_plot(args.plot, norms, f"{args.arch}, seed {args.seed}")
+
+
+if __name__ == "__main__":
+    main()
