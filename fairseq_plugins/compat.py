@@ -29,23 +29,32 @@ import warnings
 import numpy as np
 import torch
 
+# Warnings printed by every fairseq CLI call on this stack, none actionable by a
+# user: hydra's API deprecations (fairseq composes its config with the old API),
+# torch deprecations of calls inside fairseq, and pin_memory without a GPU.
 DEPRECATION_NOISE = (
-    # (message regex, category, module regex); each seen on every fairseq CLI call.
-    (r".*torch\.jit\.script.*is deprecated.*", DeprecationWarning, ""),
-    (r".*torch\.jit\.script.*is deprecated.*", FutureWarning, ""),
-    (r".*`torch\.nn\.utils\.weight_norm` is deprecated.*", FutureWarning, ""),
-    (r".*", DeprecationWarning, r"(hydra|omegaconf|antlr4|pkg_resources)(\..*)?"),
-    (r".*pkg_resources is deprecated.*", UserWarning, ""),
-    (r".*torch\.cuda\.amp\..* is deprecated.*", FutureWarning, ""),
-    (r".*torch\.amp\.GradScaler.*", UserWarning, ""),
+    r"hydra\.experimental\.\w+\(\) is no longer experimental",
+    r"The version_base parameter is not specified",
+    r"In '.*': Usage of deprecated keyword in package header",
+    r"'config' is validated against ConfigStore schema",
+    r"The strict flag in the compose API is deprecated",
+    r".*torch\.jit\.\w+.* is deprecated",
+    r".*`torch\.nn\.utils\.weight_norm` is deprecated",
+    r".*torch\.cuda\.amp\..* is deprecated",
+    r"'pin_memory' argument is set as true but no accelerator is found",
+    r"pkg_resources is deprecated",
+    r"Support for mismatched key_padding_mask and attn_mask is deprecated",
 )
 
 
 def quiet_deprecation_noise():
-    # Logged at import on every call; tensorboardX only matters to speech tasks.
+    # Logged on every call: tensorboardX only matters to speech tasks; hydra's job bookkeeping.
     logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-    for message, category, module in DEPRECATION_NOISE:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    logging.getLogger("hydra").setLevel(logging.WARNING)
+    for message in DEPRECATION_NOISE:
+        warnings.filterwarnings("ignore", message=r"\s*" + message)
+    # Deprecations raised inside these libraries, whatever their text.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(hydra|omegaconf|antlr4|pkg_resources)(\..*)?")
 
 
 def allow_fairseq_checkpoint_globals():

@@ -67,13 +67,12 @@ def toy_bin(toy_raw, tmp_path_factory):
 def build_model_from_args(flags, vocab_size):
     """A translation model built from fairseq command-line flags, with no data on disk."""
     from fairseq import options
-    from fairseq.data import Dictionary
     from fairseq.tasks.translation import TranslationTask
 
+    from fairseq_plugins.cli.gradnorm import dummy_dictionary
+
     args = options.parse_args_and_arch(options.get_training_parser(), ["unused-data-dir", "--task", "translation", *flags])
-    dictionary = Dictionary()
-    for i in range(vocab_size - len(dictionary)):
-        dictionary.add_symbol(f"w{i}")
+    dictionary = dummy_dictionary(vocab_size)
     return TranslationTask(args, dictionary, dictionary).build_model(args)
 
 

@@ -28,10 +28,11 @@ stdout; ``--plot FILE.png`` also draws the norms per layer.
 
 import argparse
 import importlib.util
+import io
 import json
 import logging
 import os
-import tempfile
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -55,12 +56,17 @@ def parse_args(argv=None):
     parser.usage = argparse.SUPPRESS
     parser.set_defaults(batch_size=32)
     probe = parser.add_argument_group("gradient-norm probe")
-    probe.add_argument("--vocab-size", type=int, default=1000, help="dictionary size, fairseq's 4 special symbols included")
+    probe.add_argument(
+        "--vocab-size", type=int, default=1000, help="dictionary size, fairseq's 4 special symbols included"
+    )
     probe.add_argument("--src-len", type=int, default=32, help="source tokens per sentence, </s> included")
     probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
     probe.add_argument("--json", action="store_true", help='print only {"encoder": [...], "decoder": [...]} to stdout')
     probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
-    args = options.parse_args_and_arch(parser, [NO_DATA, *(argv if argv is not None else os.sys.argv[1:])])
+    input_args = [NO_DATA, *(sys.argv[1:] if argv is None else argv)]
+    if parser.parse_known_args(input_args)[0].arch is None:
+        parser.error("--arch is required, e.g. --arch b2t_transformer")
+    args = options.parse_args_and_arch(parser, input_args)
 
     if args.task != "translation":
         parser.error(f"--task {args.task}: the probe builds encoder-decoder models, only --task translation")
@@ -71,6 +77,8 @@ def parse_args(argv=None):
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     if args.plot is not None:
         directory = os.path.dirname(os.path.abspath(args.plot))
+        if os.path.isdir(args.plot):
+            parser.error(f"--plot {args.plot} is a directory; name a .png file")
         if not args.plot.lower().endswith(".png"):
             parser.error(f"--plot {args.plot}: the file name must end in .png")
         if not os.path.isdir(directory):
@@ -114,12 +122,12 @@ def layer_input_grad_norms(model, src_tokens, src_lengths, prev_output_tokens, t
     logits, _ = model(src_tokens, src_lengths, prev_output_tokens)
     for hook in hooks:
         hook.remove()
-    loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), target.view(-1))  # mean over tokens
-
     for stack in STACKS:
-        depth = len(getattr(model, stack).layers)
-        if len(inputs[stack]) != depth:
-            raise ConfigError(f"--{stack}-layerdrop: only {len(inputs[stack])} of {depth} {stack} layers ran; set it to 0")
+        ran, depth = len(inputs[stack]), len(getattr(model, stack).layers)
+        if ran != depth:
+            raise ConfigError(f"--{stack}-layerdrop: only {ran} of {depth} {stack} layers ran; set it to 0")
+
+    loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), target.view(-1))  # mean over tokens
     grads = torch.autograd.grad(loss, inputs["encoder"] + inputs["decoder"])
     norms = [grad.float().norm().item() for grad in grads]
     depth = len(inputs["encoder"])
@@ -127,7 +135,10 @@ def layer_input_grad_norms(model, src_tokens, src_lengths, prev_output_tokens, t
 
 
 def format_table(norms):
-    rows = ["gradient norm of the loss w.r.t. each layer's input (layer 1 = bottom)", f"{'layer':>10} {'encoder':>11} {'decoder':>11}"]
+    rows = [
+        "gradient norm of the loss w.r.t. each layer's input (layer 1 = bottom)",
+        f"{'layer':>10} {'encoder':>11} {'decoder':>11}",
+    ]
     for i in range(max(len(values) for values in norms.values())):
         cells = [f"{values[i]:11.4e}" if i < len(values) else " " * 11 for values in norms.values()]
         rows.append(f"{i + 1:>10} " + " ".join(cells))
@@ -136,31 +147,29 @@ def format_table(norms):
 
 
 def save_plot(path, norms, title):
-    """Norm per layer, log scale, one line per stack; written to a temporary file then renamed."""
+    """Norm per layer, log scale, one line per stack; rendered in memory before ``path`` is opened."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     figure, axes = pyplot.subplots(figsize=(6, 4))
     for stack, values in norms.items():
         axes.plot(range(1, len(values) + 1), values, marker="o", label=stack)
     axes.set(yscale="log", xlabel="layer (1 = bottom)", ylabel="||dL/d layer input||", title=title)
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes.legend()
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".png")
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        pyplot.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    pyplot.close(figure)
+    with open(path, "wb") as file:
+        file.write(png.getvalue())
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING)
+    # fairseq's speech tasks configure the root logger at INFO when the task registry is imported.
+    logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     dictionary = dummy_dictionary(args.vocab_size)
