@@ -1,6 +1,6 @@
 """The real fairseq CLIs with the plugin loaded by --user-dir, on the tiny toy corpus.
 
-Covers: training with each residual scheme, resuming, generation from a checkpoint
+Covers: training with each residual scheme (and stock `transformer`), resuming, generation from a checkpoint
 in a new process (every sentence, none dropped), ensembles, averaged checkpoints,
 fairseq-validate, fairseq-interactive, language-model training with
 ``--sample-break-mode eos`` and fairseq-eval-lm, ``--num-batch-buckets``, and
@@ -17,6 +17,7 @@ from conftest import TOY_SPLITS, TRAIN_FLAGS, USER_DIR, count_hypotheses, run_cl
 
 TEST_SENTENCES = dict(TOY_SPLITS)["test"]
 SCHEMES = {
+    "stock_transformer": ["--arch", "transformer"],
     "post_ln": ["--arch", "composable_transformer"],
     "pre_ln": ["--arch", "composable_transformer", "--encoder-residual", "pre_ln", "--decoder-residual", "pre_ln"],
     "b2t": ["--arch", "b2t_transformer"],
@@ -32,7 +33,7 @@ def train(data, save_dir, *flags, max_update=40):
 
 @pytest.fixture(scope="module")
 def checkpoints(toy_bin, tmp_path_factory):
-    """One trained checkpoint directory per residual scheme."""
+    """One trained checkpoint directory per residual scheme, and one of fairseq's own transformer."""
     root = tmp_path_factory.mktemp("checkpoints")
     for scheme, flags in SCHEMES.items():
         train(toy_bin, root / scheme, *flags)

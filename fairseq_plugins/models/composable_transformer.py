@@ -15,7 +15,7 @@ Named presets (``b2t_transformer``, ...) only set defaults.
 
 from dataclasses import dataclass, field
 
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.distributed import fsdp_wrap
 from fairseq.models import register_model, register_model_architecture
@@ -42,18 +42,23 @@ from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES, rescale_init_
 MODEL_NAME = "composable_transformer"
 
 
+SCHEME_CHOICES = ", ".join(RESIDUAL_SCHEMES)
+
+
 @dataclass
 class ComposableTransformerOptions(FairseqDataclass):
-    encoder_residual: ChoiceEnum(RESIDUAL_SCHEMES) = field(
+    # Plain strings checked at build time: argparse's own choice check would bury its
+    # one-line error under fairseq's 170-line usage text.
+    encoder_residual: str = field(
         default="post_ln",
         metadata={
-            "help": "residual scheme of every encoder layer: post_ln (fairseq's default), "
-            "pre_ln (LN inside the branch, one LN after the stack) or b2t (Post-LN plus the "
+            "help": f"residual scheme of every encoder layer, one of {SCHEME_CHOICES}: post_ln (fairseq's "
+            "default), pre_ln (LN inside the branch, one LN after the stack) or b2t (Post-LN plus the "
             "layer input added before the layer's last LN)"
         },
     )
-    decoder_residual: ChoiceEnum(RESIDUAL_SCHEMES) = field(
-        default="post_ln", metadata={"help": "residual scheme of every decoder layer (see --encoder-residual)"}
+    decoder_residual: str = field(
+        default="post_ln", metadata={"help": f"residual scheme of every decoder layer, one of {SCHEME_CHOICES}"}
     )
     b2t_rescale_init: bool = field(
         default=False,
@@ -70,7 +75,7 @@ def validate_residual_options(args):
         scheme = getattr(args, f"{stack}_residual")
         if scheme not in RESIDUAL_SCHEMES:
             raise ConfigError(
-                f"--{stack}-residual must be one of {', '.join(RESIDUAL_SCHEMES)} (got {scheme!r})"
+                f"--{stack}-residual must be one of {SCHEME_CHOICES} (got {scheme!r})"
             )
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":
             raise ConfigError(
