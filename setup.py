@@ -27,6 +27,9 @@ setup(
             "fairseq-plugins-average = fairseq_plugins.cli.average_checkpoints:main",
             "fairseq-plugins-gradnorm = fairseq_plugins.cli.gradnorm:main",
             "fairseq-plugins-quickstart = fairseq_plugins.cli.quickstart:main",
+            "fairseq-plugins-params = fairseq_plugins.cli.params:main",
+            "fairseq-plugins-shift-invariance = fairseq_plugins.cli.shift_invariance:main",
+            "fairseq-plugins-extrapolation = fairseq_plugins.cli.extrapolation:main",
         ]
     },
 )

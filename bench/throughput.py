@@ -17,25 +17,22 @@ import time
 
 import torch
 import torch.nn.functional as F
-from fairseq import options
-from fairseq.tasks.translation import TranslationTask
-
-from fairseq_plugins.cli.gradnorm import dummy_dictionary, random_batch
+from fairseq_plugins.cli.dataless import model_from_flags
+from fairseq_plugins.cli.gradnorm import random_batch
 
 ARCHS = ("transformer", "b2t_transformer")
 
 
-def build(arch, args, dictionary, device):
+def build(arch, args, device):
     flags = [
-        "unused-data-dir", "--task", "translation", "--arch", arch, "--share-all-embeddings",
+        "--arch", arch, "--share-all-embeddings",
         "--encoder-layers", str(args.layers), "--decoder-layers", str(args.layers),
         "--encoder-embed-dim", str(args.dim), "--decoder-embed-dim", str(args.dim),
         "--encoder-ffn-embed-dim", str(args.ffn), "--decoder-ffn-embed-dim", str(args.ffn),
         "--encoder-attention-heads", str(args.heads), "--decoder-attention-heads", str(args.heads),
     ]
-    model_args = options.parse_args_and_arch(options.get_training_parser(), flags)
     torch.manual_seed(0)
-    model = TranslationTask(model_args, dictionary, dictionary).build_model(model_args).to(device).train()
+    model = model_from_flags(flags, args.vocab_size).to(device).train()
     return model, torch.optim.Adam(model.parameters(), lr=1e-4)
 
 
@@ -70,9 +67,9 @@ def main():
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    dictionary = dummy_dictionary(args.vocab_size)
+    models = {arch: build(arch, args, device) for arch in ARCHS}
+    dictionary = models[ARCHS[0]][0].decoder.dictionary
     batch = [t.to(device) for t in random_batch(dictionary, args.batch_size, args.length, args.length, seed=1)]
-    models = {arch: build(arch, args, dictionary, device) for arch in ARCHS}
     for model, optimizer in models.values():  # warm-up: allocator, kernels, Adam state
         train_steps(model, optimizer, batch, 2, device)
 

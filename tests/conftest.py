@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from fairseq_plugins.cli.dataless import model_from_flags  # noqa: F401  (re-exported for the tests)
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.synthetic_translation import write_corpus
 
@@ -62,18 +63,6 @@ def toy_bin(toy_raw, tmp_path_factory):
         "--destdir", dest, "--workers", "1",
     )
     return str(dest)
-
-
-def build_model_from_args(flags, vocab_size):
-    """A translation model built from fairseq command-line flags, with no data on disk."""
-    from fairseq import options
-    from fairseq.tasks.translation import TranslationTask
-
-    from fairseq_plugins.cli.gradnorm import dummy_dictionary
-
-    args = options.parse_args_and_arch(options.get_training_parser(), ["unused-data-dir", "--task", "translation", *flags])
-    dictionary = dummy_dictionary(vocab_size)
-    return TranslationTask(args, dictionary, dictionary).build_model(args)
 
 
 def count_hypotheses(generate_stdout):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, build_model_from_args, one_line_error, run_cli
+from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, model_from_flags, one_line_error, run_cli
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
 
 VOCAB = 40
@@ -12,7 +12,7 @@ VOCAB = 40
 
 def build(arch, *flags, seed=0):
     torch.manual_seed(seed)
-    return build_model_from_args(["--arch", arch, *TINY_MODEL, *flags], vocab_size=VOCAB)
+    return model_from_flags(["--arch", arch, *TINY_MODEL, *flags], vocab_size=VOCAB)
 
 
 def random_batch(seed=1, batch=3, src_len=7, tgt_len=5):

@@ -26,7 +26,6 @@ probed with one seed see the same tokens. Of fairseq's other flags only the mode
 stdout; ``--plot FILE.png`` also draws the norms per layer.
 """
 
-import argparse
 import importlib.util
 import io
 import json
@@ -36,24 +35,15 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from fairseq import options
-from fairseq.data import Dictionary
-from fairseq.tasks.translation import TranslationTask
 
+from fairseq_plugins.cli.dataless import build_translation_model, model_flags_parser, parse_model_flags
 from fairseq_plugins.errors import ConfigError
 
-PROG = "fairseq-plugins-gradnorm"
 STACKS = ("encoder", "decoder")
-# fairseq's parser requires the translation task's positional data directory; nothing reads it.
-NO_DATA = "(random batch)"
 
 
 def parse_args(argv=None):
-    parser = options.get_training_parser(default_task="translation")
-    parser.prog = PROG
-    parser.description = __doc__.split("\n\n")[0]
-    # fairseq's usage runs to hundreds of lines; without it an error is the one line `prog: error: msg`.
-    parser.usage = argparse.SUPPRESS
+    parser = model_flags_parser("fairseq-plugins-gradnorm", __doc__.split("\n\n")[0])
     parser.set_defaults(batch_size=32)
     probe = parser.add_argument_group("gradient-norm probe")
     probe.add_argument(
@@ -63,13 +53,7 @@ def parse_args(argv=None):
     probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
     probe.add_argument("--json", action="store_true", help='print only {"encoder": [...], "decoder": [...]} to stdout')
     probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
-    input_args = [NO_DATA, *(sys.argv[1:] if argv is None else argv)]
-    if parser.parse_known_args(input_args)[0].arch is None:
-        parser.error("--arch is required, e.g. --arch b2t_transformer")
-    args = options.parse_args_and_arch(parser, input_args)
-
-    if args.task != "translation":
-        parser.error(f"--task {args.task}: the probe builds encoder-decoder models, only --task translation")
+    args = parse_model_flags(parser, sys.argv[1:] if argv is None else argv)
     if args.vocab_size < 5:
         parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
     for flag in ("batch_size", "src_len", "tgt_len"):
@@ -86,14 +70,6 @@ def parse_args(argv=None):
         if importlib.util.find_spec("matplotlib") is None:
             parser.error("--plot needs matplotlib: pip install matplotlib")
     return args
-
-
-def dummy_dictionary(size):
-    """A fairseq Dictionary of ``size`` symbols: the 4 special ones and ``w0``, ``w1``, ..."""
-    dictionary = Dictionary()
-    for i in range(size - len(dictionary)):
-        dictionary.add_symbol(f"w{i}")
-    return dictionary
 
 
 def random_batch(dictionary, batch_size, src_len, tgt_len, seed):
@@ -172,13 +148,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    dictionary = dummy_dictionary(args.vocab_size)
-    try:
-        model = TranslationTask(args, dictionary, dictionary).build_model(args)
-    except ConfigError:
-        raise
-    except (ValueError, AssertionError) as error:  # fairseq's checks of incompatible model flags
-        raise ConfigError(f"--arch {args.arch}: cannot build the model with these flags: {error}") from None
+    model = build_translation_model(args, args.vocab_size)
+    dictionary = model.decoder.dictionary
     for stack in STACKS:
         if not hasattr(getattr(model, stack, None), "layers"):
             raise ConfigError(f"--arch {args.arch}: the model has no {stack}.layers to probe")

@@ -1,6 +1,6 @@
 """``fairseq-plugins-quickstart``: B2T end to end on a corpus built here, no download.
 
-Steps, each the real fairseq CLI (the commands are printed as they run):
+Steps, each the real fairseq CLI (the commands are printed to stderr as they run):
 
 1. write a deterministic toy translation corpus (fairseq_plugins/synthetic_translation.py),
    or take ``--raw-dir`` with ``{train,valid,test}.{SRC,TGT}`` plain-text files;
@@ -53,7 +53,7 @@ def check_raw_dir(raw_dir, src, tgt):
 
 
 def run(command, log_path):
-    print("+ " + shlex.join(command), flush=True)
+    print("+ " + shlex.join(command), file=sys.stderr, flush=True)
     with open(log_path, "w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
@@ -110,33 +110,46 @@ def main(argv=None):
     os.makedirs(work, exist_ok=True)
     data, checkpoints = os.path.join(work, "data-bin"), os.path.join(work, "checkpoints")
 
+    preprocess(raw, src, tgt, data, work)
+    train(data, checkpoints, ["--arch", args.arch], args.max_update, args.seed, work)
+    references = read_lines(os.path.join(raw, f"test.{tgt}"))
+    score, signature = generate_and_score(data, os.path.join(checkpoints, "checkpoint_last.pt"), references, work)
+    print(f"{score}\nsignature: {signature}")
+
+
+def preprocess(raw, src, tgt, data, log_dir):
     run(fairseq_cli("preprocess") + [
         "--source-lang", src, "--target-lang", tgt, "--joined-dictionary", "--workers", "2",
         "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--testpref", f"{raw}/test",
         "--destdir", data,
-    ], os.path.join(work, "preprocess.log"))
+    ], os.path.join(log_dir, "preprocess.log"))
+
+
+def train(data, save_dir, model_flags, max_update, seed, log_dir, name="train"):
+    """fairseq-train of a small model (2+2 layers, d=128) with the quickstart's recipe."""
     run(fairseq_cli("train") + [
-        data, "--user-dir", user_dir(), "--arch", args.arch, *SMALL_MODEL,
+        data, "--user-dir", user_dir(), *model_flags, *SMALL_MODEL,
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "2e-3", "--lr-scheduler", "inverse_sqrt",
         "--warmup-updates", "100", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--dropout", "0.1", "--max-tokens", "4096", "--max-update", str(args.max_update),
-        "--save-dir", checkpoints, "--no-epoch-checkpoints", "--seed", str(args.seed),
+        "--dropout", "0.1", "--max-tokens", "4096", "--max-update", str(max_update),
+        "--save-dir", save_dir, "--no-epoch-checkpoints", "--seed", str(seed),
         "--log-format", "simple", "--log-interval", "100",
-    ], os.path.join(work, "train.log"))
-    generate_log = os.path.join(work, "generate.txt")
-    run(fairseq_cli("generate") + [
-        data, "--user-dir", user_dir(), "--path", os.path.join(checkpoints, "checkpoint_last.pt"),
-        "--gen-subset", "test", "--beam", "4", "--batch-size", "128",
-    ], generate_log)
+    ], os.path.join(log_dir, f"{name}.log"))
 
+
+def generate_and_score(data, checkpoint, references, log_dir, name="generate"):
+    """fairseq-generate (beam 4) on the test split; returns sacrebleu's score and signature."""
     import sacrebleu
 
-    references = read_lines(os.path.join(raw, f"test.{tgt}"))
-    with open(generate_log, encoding="utf-8") as f:
+    output = os.path.join(log_dir, f"{name}.txt")
+    run(fairseq_cli("generate") + [
+        data, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", "test", "--beam", "4",
+        "--batch-size", "128",
+    ], output)
+    with open(output, encoding="utf-8") as f:
         system = hypotheses(f.read(), len(references))
     bleu = sacrebleu.BLEU()
-    score = bleu.corpus_score(system, [references])
-    print(f"{score}\nsignature: {bleu.get_signature()}")
+    return bleu.corpus_score(system, [references]), bleu.get_signature()
 
 
 if __name__ == "__main__":

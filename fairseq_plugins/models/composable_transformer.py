@@ -1,19 +1,26 @@
 """The transformer family every method of this package extends.
 
 ``composable_transformer`` is fairseq's ``transformer`` (same flags, same
-parameter names, same outputs with ``post_ln``) with options that compose:
+parameter names, same outputs with the defaults) with options that compose:
 
 - residual scheme per stack: ``--encoder-residual`` / ``--decoder-residual`` in
-  ``post_ln | pre_ln | b2t`` (modules/b2t.py), and ``--b2t-rescale-init``.
+  ``post_ln | pre_ln | b2t`` (modules/b2t.py), and ``--b2t-rescale-init``;
+- positions: ``--positions sinusoidal | learned | shape`` (modules/shape.py);
+- token embeddings: ``--embeddings standard | alone`` (modules/alone.py).
 
 Seams for the other methods, so they land as modules and not as forks:
 ``build_embedding`` (token embeddings), ``ComposableTransformerEncoder`` /
-``ComposableTransformerDecoder`` (positions and layers of each stack) and
-``initialize_parameters`` (initialisation schemes, run once at build time).
-Named presets (``b2t_transformer``, ...) only set defaults.
+``ComposableTransformerDecoder`` (positions, layers and output projection of each
+stack) and ``initialize_parameters`` (initialisation schemes, run once at build
+time). Named presets (``b2t_transformer``, ``shape_transformer``, ...) only set defaults.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import nn
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
@@ -37,28 +44,36 @@ from fairseq.modules.transformer_layer import (
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
+from fairseq_plugins.modules.alone import FILTER_KINDS, AloneEmbedding
 from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES, rescale_init_
+from fairseq_plugins.modules.shape import EVAL_OFFSETS, ShiftedSinusoidalPositions
 
 MODEL_NAME = "composable_transformer"
 
 
-SCHEME_CHOICES = ", ".join(RESIDUAL_SCHEMES)
+POSITION_KINDS = ("sinusoidal", "learned", "shape")
+EMBEDDING_KINDS = ("standard", "alone")
+STACKS = ("encoder", "decoder")
 
 
+def one_of(choices):
+    return ", ".join(choices)
+
+
+# Choice options are plain strings checked at build time: argparse's own choice check
+# would bury its one-line error under fairseq's 170-line usage text.
 @dataclass
 class ComposableTransformerOptions(FairseqDataclass):
-    # Plain strings checked at build time: argparse's own choice check would bury its
-    # one-line error under fairseq's 170-line usage text.
     encoder_residual: str = field(
         default="post_ln",
         metadata={
-            "help": f"residual scheme of every encoder layer, one of {SCHEME_CHOICES}: post_ln (fairseq's "
-            "default), pre_ln (LN inside the branch, one LN after the stack) or b2t (Post-LN plus the "
-            "layer input added before the layer's last LN)"
+            "help": f"residual scheme of every encoder layer, one of {one_of(RESIDUAL_SCHEMES)}: post_ln "
+            "(fairseq's default), pre_ln (LN inside the branch, one LN after the stack) or b2t (Post-LN plus "
+            "the layer input added before the layer's last LN)"
         },
     )
     decoder_residual: str = field(
-        default="post_ln", metadata={"help": f"residual scheme of every decoder layer, one of {SCHEME_CHOICES}"}
+        default="post_ln", metadata={"help": f"residual scheme of every decoder layer, one of {one_of(RESIDUAL_SCHEMES)}"}
     )
     b2t_rescale_init: bool = field(
         default=False,
@@ -67,21 +82,74 @@ class ComposableTransformerOptions(FairseqDataclass):
             "(N = depth of its stack), as the B2T authors' code; applies whatever the residual scheme"
         },
     )
+    positions: str = field(
+        default="sinusoidal",
+        metadata={"help": f"position embeddings of both stacks, one of {one_of(POSITION_KINDS)} (shape: SHAPE)"},
+    )
+    shape_max_shift: int = field(
+        default=40, metadata={"help": "SHAPE's K: training offsets are drawn per sequence from 0..K-1"}
+    )
+    shape_eval_offset: str = field(
+        default="max",
+        metadata={"help": f"SHAPE's offset at evaluation, one of {one_of(EVAL_OFFSETS)} (max: K, as the authors)"},
+    )
+    embeddings: str = field(
+        default="standard",
+        metadata={"help": f"token embeddings, one of {one_of(EMBEDDING_KINDS)} (alone: ALONE, one shared vector)"},
+    )
+    alone_filter: str = field(default="binary", metadata={"help": f"ALONE filters, one of {one_of(FILTER_KINDS)}"})
+    alone_codebooks: int = field(default=8, metadata={"help": "ALONE: number of codebooks M"})
+    alone_codes: int = field(default=64, metadata={"help": "ALONE: codes per codebook c"})
+    alone_inter_dim: Optional[int] = field(default=None, metadata={"help": "ALONE: FFN inner dimension"})
+    alone_ffn_layers: int = field(default=2, metadata={"help": "ALONE: bias-free linear maps in the FFN"})
+    alone_dropout: float = field(
+        default=0.5, metadata={"help": "ALONE: binary filters are 0 with this probability p, in (0, 1)"}
+    )
+    alone_std: float = field(default=1.0, metadata={"help": "ALONE: std of real filters"})
+    alone_relu_dropout: float = field(default=0.0, metadata={"help": "ALONE: dropout after the FFN's ReLU"})
+    alone_relu_dropout_off_after: Optional[int] = field(
+        default=None, metadata={"help": "ALONE: switch the ReLU dropout off after this many updates"}
+    )
 
 
-def validate_residual_options(args):
-    """Reject unknown schemes and Pre-LN flags that contradict the chosen scheme."""
-    for stack in ("encoder", "decoder"):
+OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTransformerOptions)}
+
+
+def validate_options(args):
+    """One line per bad value, naming the flag and what is allowed."""
+    choices = {"positions": POSITION_KINDS, "shape_eval_offset": EVAL_OFFSETS, "embeddings": EMBEDDING_KINDS,
+               "alone_filter": FILTER_KINDS}
+    choices.update({f"{stack}_residual": RESIDUAL_SCHEMES for stack in STACKS})
+    for name, allowed in choices.items():
+        if getattr(args, name) not in allowed:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be one of {one_of(allowed)} (got {getattr(args, name)!r})")
+    for stack in STACKS:
         scheme = getattr(args, f"{stack}_residual")
-        if scheme not in RESIDUAL_SCHEMES:
-            raise ConfigError(
-                f"--{stack}-residual must be one of {SCHEME_CHOICES} (got {scheme!r})"
-            )
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":
             raise ConfigError(
                 f"--{stack}-normalize-before conflicts with --{stack}-residual {scheme}; "
                 f"use --{stack}-residual pre_ln for a Pre-LN {stack}"
             )
+        if getattr(args, f"{stack}_learned_pos", False) and args.positions != "learned":
+            raise ConfigError(
+                f"--{stack}-learned-pos conflicts with --positions {args.positions}; use --positions learned"
+            )
+
+
+def module_errors_as_config_errors(build, *args, **kwargs):
+    """Modules reject bad values with a ValueError naming the flag; show it as one line."""
+    try:
+        return build(*args, **kwargs)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def build_positions(cfg, stack, padding_idx, embed_dim):
+    max_positions = cfg.max_source_positions if stack == "encoder" else cfg.max_target_positions
+    return module_errors_as_config_errors(
+        ShiftedSinusoidalPositions, embed_dim, padding_idx, max_positions, cfg.shape_max_shift, cfg.shape_eval_offset
+    )
 
 
 def wrap_layer(layer, cfg):
@@ -93,15 +161,42 @@ def wrap_layer(layer, cfg):
 
 
 class ComposableTransformerEncoder(TransformerEncoderBase):
+    def __init__(self, cfg, dictionary, embed_tokens, return_fc=False):
+        super().__init__(cfg, dictionary, embed_tokens, return_fc)
+        if cfg.positions == "shape" and self.embed_positions is not None:
+            self.embed_positions = build_positions(cfg, "encoder", self.padding_idx, embed_tokens.embedding_dim)
+
     def build_encoder_layer(self, cfg):
         layer_class = B2TEncoderLayer if cfg.encoder_residual == "b2t" else TransformerEncoderLayerBase
         return wrap_layer(layer_class(cfg, return_fc=self.return_fc), cfg)
 
 
 class ComposableTransformerDecoder(TransformerDecoderBase):
+    def __init__(self, cfg, dictionary, embed_tokens, no_encoder_attn=False, output_projection=None):
+        super().__init__(cfg, dictionary, embed_tokens, no_encoder_attn, output_projection)
+        if cfg.positions == "shape" and self.embed_positions is not None:
+            self.embed_positions = build_positions(cfg, "decoder", self.padding_idx, self.embed_dim)
+
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         layer_class = B2TDecoderLayer if cfg.decoder_residual == "b2t" else TransformerDecoderLayerBase
         return wrap_layer(layer_class(cfg, no_encoder_attn), cfg)
+
+    def build_output_projection(self, cfg, dictionary, embed_tokens):
+        if self.share_input_output_embed and isinstance(embed_tokens, AloneEmbedding):
+            self.output_projection = TiedAloneProjection(embed_tokens)
+        else:
+            super().build_output_projection(cfg, dictionary, embed_tokens)
+
+
+class TiedAloneProjection(nn.Module):
+    """Output projection tied to ALONE embeddings: the V x d matrix is recomputed at every forward."""
+
+    def __init__(self, embedding):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, features):
+        return F.linear(features, self.embedding.embedding_matrix())
 
 
 @register_model(MODEL_NAME)
@@ -114,10 +209,14 @@ class ComposableTransformerModel(TransformerModel):
     @classmethod
     def build_model(cls, args, task):
         composable_transformer(args)  # checkpoints of older versions lack newer options
-        validate_residual_options(args)
-        # fairseq's own Pre-LN path (LN inside the branch, final LN after the stack).
-        args.encoder_normalize_before = args.encoder_residual == "pre_ln"
-        args.decoder_normalize_before = args.decoder_residual == "pre_ln"
+        validate_options(args)
+        if args.share_all_embeddings and task.source_dictionary != task.target_dictionary:
+            raise ConfigError("--share-all-embeddings needs one dictionary for both sides (fairseq-preprocess --joined-dictionary)")
+        for stack in STACKS:
+            # fairseq's own Pre-LN path (LN inside the branch, final LN after the stack)
+            # and learned positions.
+            setattr(args, f"{stack}_normalize_before", getattr(args, f"{stack}_residual") == "pre_ln")
+            setattr(args, f"{stack}_learned_pos", args.positions == "learned")
         model = super().build_model(args, task)
         cls.initialize_parameters(model, args)
         return model
@@ -131,6 +230,21 @@ class ComposableTransformerModel(TransformerModel):
                     rescale_init_(layer, depth=len(stack.layers))
 
     @classmethod
+    def build_embedding(cls, args, dictionary, embed_dim, path=None):
+        if args.embeddings == "standard":
+            return super().build_embedding(args, dictionary, embed_dim, path)
+        if path:
+            raise ConfigError("--encoder-embed-path/--decoder-embed-path cannot initialise --embeddings alone")
+        return module_errors_as_config_errors(
+            AloneEmbedding, len(dictionary), embed_dim, dictionary.pad(), filter_kind=args.alone_filter,
+            codebooks=args.alone_codebooks, codes=args.alone_codes, inter_dim=args.alone_inter_dim,
+            ffn_layers=args.alone_ffn_layers, filter_dropout=args.alone_dropout, std=args.alone_std,
+            relu_dropout=args.alone_relu_dropout, relu_dropout_off_after=args.alone_relu_dropout_off_after,
+            # Filters come from --seed; they are buffers, so a checkpoint restores them exactly.
+            seed=getattr(args, "seed", 1),
+        )
+
+    @classmethod
     def build_encoder(cls, args, src_dict, embed_tokens):
         return ComposableTransformerEncoder(TransformerConfig.from_namespace(args), src_dict, embed_tokens)
 
@@ -142,31 +256,42 @@ class ComposableTransformerModel(TransformerModel):
 
 @register_model_architecture(MODEL_NAME, MODEL_NAME)
 def composable_transformer(args):
-    # Without an explicit scheme, fairseq's --*-normalize-before keeps its meaning.
-    for stack in ("encoder", "decoder"):
+    # Without an explicit choice, fairseq's own flags keep their meaning.
+    for stack in STACKS:
         pre_ln = getattr(args, f"{stack}_normalize_before", False)
         setattr(args, f"{stack}_residual", getattr(args, f"{stack}_residual", "pre_ln" if pre_ln else "post_ln"))
-    args.b2t_rescale_init = getattr(args, "b2t_rescale_init", False)
+    learned = getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False)
+    args.positions = getattr(args, "positions", "learned" if learned else "sinusoidal")
+    for name, default in OPTION_DEFAULTS.items():
+        setattr(args, name, getattr(args, name, default))
     base_architecture(args)
 
 
-def register_b2t_preset(name, stock_architecture):
-    """``name`` = fairseq's ``stock_architecture`` dims with B2T in both stacks."""
+def register_preset(name, stock_architecture, summary, **defaults):
+    """Register ``name``: fairseq's ``stock_architecture`` dims with ``defaults`` for our options."""
 
     def preset(args):
-        args.encoder_residual = getattr(args, "encoder_residual", "b2t")
-        args.decoder_residual = getattr(args, "decoder_residual", "b2t")
+        for option, value in defaults.items():
+            setattr(args, option, getattr(args, option, value))
         stock_architecture(args)
         composable_transformer(args)
 
     preset.__name__ = name
-    preset.__doc__ = register_b2t_preset.__doc__.replace("``name``", name).replace(
-        "``stock_architecture``", stock_architecture.__name__
-    )
+    preset.__doc__ = f"{summary}, {stock_architecture.__name__} dims; defaults {defaults}"
     register_model_architecture(MODEL_NAME, name)(preset)
 
 
-register_b2t_preset("b2t_transformer", base_architecture)
-register_b2t_preset("b2t_transformer_iwslt_de_en", transformer_iwslt_de_en)
-register_b2t_preset("b2t_transformer_wmt_en_de", transformer_wmt_en_de)
-register_b2t_preset("b2t_transformer_wmt_en_de_big", transformer_wmt_en_de_big)
+B2T = dict(encoder_residual="b2t", decoder_residual="b2t")
+register_preset("b2t_transformer", base_architecture, "B2T in both stacks", **B2T)
+register_preset("b2t_transformer_iwslt_de_en", transformer_iwslt_de_en, "B2T in both stacks", **B2T)
+register_preset("b2t_transformer_wmt_en_de", transformer_wmt_en_de, "B2T in both stacks", **B2T)
+register_preset("b2t_transformer_wmt_en_de_big", transformer_wmt_en_de_big, "B2T in both stacks", **B2T)
+
+SHAPE = dict(positions="shape", shape_max_shift=40)
+register_preset("shape_transformer", base_architecture, "SHAPE positions, K=40", **SHAPE)
+register_preset("shape_transformer_wmt_en_de", transformer_wmt_en_de, "SHAPE positions, K=40", **SHAPE)
+
+# The ALONE paper's WMT En-De setting: binary filters, FFN inner dimension 8192.
+register_preset("alone_transformer", base_architecture, "ALONE embeddings", embeddings="alone")
+register_preset("alone_transformer_wmt_en_de", transformer_wmt_en_de, "ALONE embeddings (binary, D_inter 8192)",
+                embeddings="alone", alone_filter="binary", alone_inter_dim=8192)

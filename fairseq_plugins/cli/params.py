@@ -1,0 +1,66 @@
+"""``fairseq-plugins-params``: parameter counts of any architecture, embeddings versus the rest.
+
+Builds the model from ordinary fairseq flags over a dummy dictionary of
+``--vocab-size`` symbols (no data needed) and prints the number of trainable
+parameters in token embeddings (input tables or ALONE's shared vector and FFN,
+plus an untied output projection) and in the rest of the network. For ALONE
+embeddings it also prints the filter statistics: density (fraction of nonzero
+filter entries) and the fraction of distinct filters::
+
+    fairseq-plugins-params --arch alone_transformer_wmt_en_de --share-all-embeddings --vocab-size 32000
+"""
+
+import json
+import logging
+import sys
+
+from fairseq_plugins.cli.dataless import build_translation_model, model_flags_parser, parse_model_flags
+from fairseq_plugins.modules.alone import AloneEmbedding, filter_statistics
+
+
+def count_parameters(model):
+    """``{"embedding": n, "rest": n, "total": n}``; shared tensors are counted once."""
+    embedding_modules = {model.encoder.embed_tokens, model.decoder.embed_tokens}
+    output_projection = getattr(model.decoder, "output_projection", None)
+    if output_projection is not None:
+        embedding_modules.add(output_projection)
+    embedding_ids = {id(p) for module in embedding_modules for p in module.parameters()}
+    unique = {id(p): p for p in model.parameters() if p.requires_grad}
+    embedding = sum(p.numel() for key, p in unique.items() if key in embedding_ids)
+    total = sum(p.numel() for p in unique.values())
+    return {"embedding": embedding, "rest": total - embedding, "total": total}
+
+
+def parse_args(argv):
+    parser = model_flags_parser("fairseq-plugins-params", __doc__.split("\n\n")[0])
+    counter = parser.add_argument_group("parameter counts")
+    counter.add_argument("--vocab-size", type=int, default=32000, help="dictionary size, special symbols included")
+    counter.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parse_model_flags(parser, argv)
+    if args.vocab_size < 5:
+        parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
+    return args
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, force=True)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    model = build_translation_model(args, args.vocab_size)
+    report = {"arch": args.arch, "vocab_size": args.vocab_size, "parameters": count_parameters(model)}
+    alone = {stack: getattr(model, stack).embed_tokens for stack in ("encoder", "decoder")}
+    report["alone_filters"] = {
+        stack: filter_statistics(embedding) for stack, embedding in alone.items() if isinstance(embedding, AloneEmbedding)
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    counts = report["parameters"]
+    print(f"{args.arch}, vocabulary {args.vocab_size}")
+    for name in ("embedding", "rest", "total"):
+        print(f"{name:>10}: {counts[name]:>12,} parameters")
+    for stack, stats in report["alone_filters"].items():
+        print(f"{stack} ALONE filters: density {stats['density']:.4f}, distinct {stats['distinct_fraction']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

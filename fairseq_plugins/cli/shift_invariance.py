@@ -1,0 +1,117 @@
+"""``fairseq-plugins-shift-invariance``: how much a trained encoder's outputs move when positions shift.
+
+For sentences of a split, the encoder runs with every position shifted by ``k``
+(positions ``t + k``) for ``k = 0..K``; the command reports the mean cosine
+similarity of each token's encoder output at offset ``k`` with its output at
+offset 0. SHAPE, trained with random shifts, should stay near 1; absolute
+sinusoidal positions (APE) should drop (Kiyono et al., 2021, section 5)::
+
+    fairseq-plugins-shift-invariance data-bin --user-dir "$(fairseq-plugins-dir)" \\
+        --path checkpoints/checkpoint_best.pt --max-offset 40 --json --plot shift.png
+
+Works for any encoder-decoder checkpoint with sinusoidal or SHAPE positions: the
+probe installs a sinusoidal table whose offset it controls (identical to
+fairseq's, and to SHAPE's) in place of the encoder's positions.
+"""
+
+import argparse
+import json
+import logging
+import os
+
+import torch
+import torch.nn.functional as F
+
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="fairseq-plugins-shift-invariance", description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="binarized data directory (fairseq-preprocess output)")
+    parser.add_argument("--path", required=True, help="checkpoint file")
+    parser.add_argument("--user-dir", help="accepted for symmetry with fairseq; this package is always loaded")
+    parser.add_argument("--gen-subset", default="test", help="split whose sentences are encoded")
+    parser.add_argument("--max-sentences", type=int, default=200, help="sentences used from the split")
+    parser.add_argument("--max-offset", type=int, default=40, help="K: offsets 0..K are probed")
+    parser.add_argument("--json", action="store_true", help='print {"offsets": [...], "similarity": [...]}')
+    parser.add_argument("--plot", metavar="FILE.png", help="save similarity versus offset")
+    args = parser.parse_args(argv)
+    for flag, value, minimum in (("--max-sentences", args.max_sentences, 1), ("--max-offset", args.max_offset, 0)):
+        if value < minimum:
+            parser.error(f"{flag} must be at least {minimum} (got {value})")
+    if not os.path.isfile(args.path):
+        parser.error(f"--path: no such checkpoint file: {args.path}")
+    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
+        parser.error(f"--plot: directory of {args.plot} does not exist")
+    return args
+
+
+def load(args):
+    from fairseq import checkpoint_utils
+
+    try:
+        models, _, task = checkpoint_utils.load_model_ensemble_and_task([args.path], arg_overrides={"data": args.data})
+    except FileNotFoundError as error:
+        raise ConfigError(f"cannot load {args.path} with data {args.data}: {error}") from None
+    model = models[0].eval()
+    if getattr(model.encoder, "embed_positions", None) is None:
+        raise ConfigError(f"--path {args.path}: the model's encoder has no positions to shift")
+    if hasattr(model.encoder.embed_positions, "weight"):
+        raise ConfigError(f"--path {args.path}: learned positions have no rows beyond training; probe sinusoidal or SHAPE")
+    task.load_dataset(args.gen_subset)
+    dataset = task.dataset(args.gen_subset)
+    batch = dataset.collater([dataset[i] for i in range(min(args.max_sentences, len(dataset)))])
+    return model, batch["net_input"]
+
+
+@torch.no_grad()
+def shift_similarities(model, net_input, max_offset):
+    """Mean cosine similarity of non-padding encoder outputs at offset k versus offset 0, k = 0..max_offset."""
+    encoder = model.encoder
+    probe = ShiftedSinusoidalPositions(encoder.embed_tokens.embedding_dim, encoder.padding_idx,
+                                       encoder.max_source_positions, max_offset).eval()
+    original, encoder.embed_positions = encoder.embed_positions, probe
+    try:
+        outputs = []
+        for offset in range(max_offset + 1):
+            probe.fixed_offset = offset
+            out = encoder(net_input["src_tokens"], src_lengths=net_input["src_lengths"])
+            outputs.append(out["encoder_out"][0])  # (time, batch, dim)
+    finally:
+        encoder.embed_positions = original
+    keep = ~net_input["src_tokens"].eq(encoder.padding_idx).t()  # (time, batch)
+    return [F.cosine_similarity(output, outputs[0], dim=-1)[keep].mean().item() for output in outputs]
+
+
+def save_plot(path, similarities, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 4))
+    axes.plot(range(len(similarities)), similarities, marker=".")
+    axes.set(xlabel="position offset k", ylabel="cosine similarity to k = 0", title=title, ylim=(None, 1.01))
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, force=True)
+    args = parse_args(argv)
+    model, net_input = load(args)
+    similarities = shift_similarities(model, net_input, args.max_offset)
+    if args.json:
+        print(json.dumps({"offsets": list(range(args.max_offset + 1)), "similarity": similarities}))
+    else:
+        print("offset  cosine similarity to offset 0 (mean over tokens)")
+        for offset, value in enumerate(similarities):
+            print(f"{offset:>6}  {value:.4f}")
+    if args.plot:
+        save_plot(args.plot, similarities, os.path.basename(args.path))
+
+
+if __name__ == "__main__":
+    main()

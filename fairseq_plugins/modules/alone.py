@@ -1,0 +1,216 @@
+"""ALONE: all word embeddings from one embedding.
+
+Takase & Kobayashi, "All Word Embeddings from One Embedding" (NeurIPS 2020).
+Every word ``w`` of a vocabulary of size ``V`` is built from ONE trainable
+vector ``o`` (size ``d``) and a fixed, non-trainable, word-specific filter
+``m_w``::
+
+    e_w = FFN(o * m_w),      FFN(x) = W2 ReLU(W1 x)      (no biases; W1: D_inter x d)
+
+with dropout on the ReLU output (``relu_dropout``). ``ffn_layers`` counts the
+bias-free linear maps: 1 is ``W1 x`` (d x d), 2 is the paper's ``W2 ReLU(W1 x)``,
+and ``k > 2`` inserts ``k - 2`` more ReLU hidden layers of width ``D_inter``.
+
+Memory-efficient filters: ``M`` codebooks of ``c`` codes, each code a random
+d-vector; word ``w`` owns one random code index per codebook and::
+
+    m_w = sum_i codebook_i[idx[w, i]]                           (i = 1..M)
+
+    binary: code entries ~ Bernoulli(1 - p ** (1/M)); the sum is clamped to
+            [0, 1] (an OR), so an entry of m_w is 1 with probability 1 - p.
+    real:   code entries ~ N(0, (std / sqrt(M))^2), so m_w entries ~ N(0, std^2).
+
+Storage is ``M*c*d + V*M`` numbers instead of ``V*d``. The codebooks and the
+code indices are persistent buffers (a checkpoint restores the exact filters
+by itself); a ``V x d`` filter matrix is never stored: filters are gathered for
+the requested ids only. Everything random at construction comes from a private
+``torch.Generator`` seeded with ``seed``, so building the module leaves the
+global RNG stream untouched.
+
+Initialisation follows the authors' code (github.com/takase/alone_seq2seq,
+``OneEmbedding`` in ``fairseq/models/transformer.py``):
+
+- ``o ~ N(0, s^2)`` with ``s = (d + D_inter) ** -0.05`` for binary filters and
+  ``s = (d + D_inter) ** -0.3`` for real ones (about 0.64 and 0.066 at
+  d=512, D_inter=8192). The code gives no reason for the exponents; a smaller
+  ``o`` for real filters fits their unit-scale entries on every coordinate,
+  where a binary filter zeroes a fraction p of them. (With ``ffn_layers=1``
+  ``D_inter`` is unused by the FFN but still enters ``s``, as in that code.)
+- every FFN matrix: Xavier uniform.
+
+``D_inter`` defaults to ``4 * d``, the Transformer's own FFN ratio (the
+authors' code defaulted to ``d``; the paper used 8192 for WMT En-De and 1024
+for headline generation at d=512).
+
+Padding: the embedding of ``padding_idx`` is zero, in ``forward`` and in row
+``padding_idx`` of ``embedding_matrix()``, as for ``nn.Embedding``.
+
+ReLU dropout is applied in ``forward`` (training mode) but not in
+``embedding_matrix()``, the tied output projection, as in the authors' code.
+It is switched off for good once ``set_num_updates`` reports
+``relu_dropout_off_after`` updates (a recipe option).
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FILTER_KINDS = ("binary", "real")
+
+
+def _check(ok, message):
+    if not ok:
+        raise ValueError(message)
+
+
+class AloneEmbedding(nn.Module):
+    """``e_w = FFN(o * m_w)`` for ``V`` words from one trainable d-vector ``o``."""
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        padding_idx,
+        *,
+        filter_kind="binary",
+        codebooks=8,
+        codes=64,
+        inter_dim=None,
+        ffn_layers=2,
+        filter_dropout=0.5,
+        std=1.0,
+        relu_dropout=0.0,
+        relu_dropout_off_after=None,
+        seed=1,
+    ):
+        super().__init__()
+        _check(filter_kind in FILTER_KINDS,
+               f"--alone-filter must be one of {', '.join(FILTER_KINDS)} (got {filter_kind!r})")
+        _check(codes >= 2, f"--alone-codes must be at least 2 (got {codes})")
+        _check(codebooks >= 1, f"--alone-codebooks must be at least 1 (got {codebooks})")
+        _check(0.0 < filter_dropout < 1.0,
+               f"--alone-dropout must be in the open interval (0, 1) (got {filter_dropout})")
+        _check(ffn_layers >= 1, f"--alone-ffn-layers must be at least 1 (got {ffn_layers})")
+        _check(0.0 <= relu_dropout < 1.0, f"--alone-relu-dropout must be in [0, 1) (got {relu_dropout})")
+        _check(std > 0, f"--alone-std must be positive (got {std})")
+        inter_dim = 4 * embedding_dim if inter_dim is None else inter_dim
+        _check(inter_dim >= 1, f"--alone-inter-dim must be at least 1 (got {inter_dim})")
+        _check(relu_dropout_off_after is None or relu_dropout_off_after >= 0,
+               f"--alone-relu-dropout-off-after must be >= 0 (got {relu_dropout_off_after})")
+        _check(num_embeddings >= 1 and embedding_dim >= 1,
+               f"ALONE needs a vocabulary and a dimension of at least 1 (got {num_embeddings} x {embedding_dim})")
+        _check(padding_idx is None or 0 <= padding_idx < num_embeddings,
+               f"ALONE padding_idx must be in [0, {num_embeddings}) (got {padding_idx})")
+
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.padding_idx = padding_idx
+        self.filter_kind = filter_kind
+        self.num_codebooks = codebooks
+        self.num_codes = codes
+        self.inter_dim = inter_dim
+        self.filter_dropout = filter_dropout
+        self.std = std
+        self.relu_dropout = relu_dropout
+        self.relu_dropout_off_after = relu_dropout_off_after
+        self.relu_dropout_on = True
+
+        generator = torch.Generator().manual_seed(seed)
+        d = embedding_dim
+        if filter_kind == "binary":
+            keep = 1.0 - filter_dropout ** (1.0 / codebooks)
+            book = (torch.rand(codebooks, codes, d, generator=generator) < keep).float()
+        else:
+            book = torch.randn(codebooks, codes, d, generator=generator) * (std / math.sqrt(codebooks))
+        self.register_buffer("codebooks", book)  # (M, c, d)
+        self.register_buffer(
+            "code_indices", torch.randint(0, codes, (num_embeddings, codebooks), generator=generator)
+        )  # (V, M), long
+
+        # Trainable: o and the bias-free FFN. skip_init builds the Linear layers without
+        # running their default init (which would draw from the global RNG).
+        widths = [d] + [inter_dim] * (ffn_layers - 1) + [d]
+        self.o = nn.Parameter(torch.empty(d))
+        self.ffn = nn.ModuleList(
+            nn.utils.skip_init(nn.Linear, n_in, n_out, bias=False) for n_in, n_out in zip(widths, widths[1:])
+        )
+        o_std = (d + inter_dim) ** (-0.05 if filter_kind == "binary" else -0.3)
+        with torch.no_grad():
+            self.o.normal_(0.0, o_std, generator=generator)
+            for linear in self.ffn:
+                nn.init.xavier_uniform_(linear.weight, generator=generator)
+
+    def extra_repr(self):
+        return (
+            f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}, "
+            f"filter_kind={self.filter_kind}, codebooks={self.num_codebooks}, codes={self.num_codes}, "
+            f"inter_dim={self.inter_dim}, relu_dropout={self.relu_dropout}"
+        )
+
+    def filters(self, ids):
+        """The fixed filters ``m_w`` of ``ids`` (any shape ``S``): ``S + (d,)``, built on the fly."""
+        codes = self.code_indices[ids]  # S + (M,)
+        m = self.codebooks[0][codes[..., 0]]  # S + (d,); one codebook at a time keeps memory at S x d
+        for i in range(1, self.num_codebooks):
+            m = m + self.codebooks[i][codes[..., i]]
+        if self.filter_kind == "binary":
+            m = m.clamp(max=1.0)  # OR of the M binary codes
+        return m
+
+    def _ffn(self, x, relu_dropout):
+        for linear in self.ffn[:-1]:
+            x = F.dropout(F.relu(linear(x)), p=relu_dropout, training=self.training)
+        return self.ffn[-1](x)
+
+    def _active_relu_dropout(self):
+        return self.relu_dropout if self.relu_dropout_on else 0.0
+
+    def forward(self, tokens):
+        """Embeddings of ``tokens`` (LongTensor of any shape ``S``): ``S + (d,)``; padding gives zeros."""
+        e = self._ffn(self.o * self.filters(tokens), self._active_relu_dropout())
+        if self.padding_idx is not None:
+            e = e.masked_fill(tokens.eq(self.padding_idx).unsqueeze(-1), 0.0)
+        return e
+
+    def embedding_matrix(self):
+        """All ``V`` embeddings ``(V, d)``, recomputed (with gradient) on every call; no ReLU dropout."""
+        ids = torch.arange(self.num_embeddings, device=self.code_indices.device)
+        e = self._ffn(self.o * self.filters(ids), 0.0)
+        if self.padding_idx is not None:
+            e = e.index_fill(0, ids.new_tensor([self.padding_idx]), 0.0)
+        return e
+
+    def set_num_updates(self, num_updates):
+        """ReLU dropout is on before ``relu_dropout_off_after`` updates and off from then on."""
+        self.relu_dropout_on = self.relu_dropout_off_after is None or num_updates < self.relu_dropout_off_after
+
+
+@torch.no_grad()
+def filter_statistics(embedding: AloneEmbedding, chunk_size=4096):
+    """Summary of ``embedding``'s filters, computed ``chunk_size`` words at a time.
+
+    ``density``: fraction of nonzero filter entries; ``mean``/``std``: of all entries
+    (population std); ``distinct_fraction``: distinct rows of the code-index table / V.
+    """
+    vocab, dim = embedding.num_embeddings, embedding.embedding_dim
+    device = embedding.code_indices.device
+    nonzero, total, total_sq = 0, 0.0, 0.0
+    for start in range(0, vocab, chunk_size):
+        m = embedding.filters(torch.arange(start, min(start + chunk_size, vocab), device=device)).double()
+        nonzero += int(torch.count_nonzero(m))
+        total += float(m.sum())
+        total_sq += float(m.square().sum())
+    count = vocab * dim
+    mean = total / count
+    return {
+        "density": nonzero / count,
+        "mean": mean,
+        "std": math.sqrt(max(total_sq / count - mean * mean, 0.0)),
+        "distinct_fraction": torch.unique(embedding.code_indices, dim=0).shape[0] / vocab,
+        "vocab": vocab,
+        "dim": dim,
+        "codebooks": embedding.num_codebooks,
+        "codes": embedding.num_codes,
+    }

@@ -1,0 +1,141 @@
+"""SHAPE, ALONE and their composition with B2T through the real fairseq CLIs.
+
+Also: incremental decoding equals full forced decoding for every option, ALONE's
+embeddings come back bit for bit from a checkpoint in a new process, the probes
+(shift invariance, extrapolation, parameter counts) run, and bad values stop
+with one line.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from conftest import (
+    TINY_MODEL, TRAIN_FLAGS, TOY_SPLITS, USER_DIR, count_hypotheses, model_from_flags, one_line_error, run_cli,
+)
+
+TEST_SENTENCES = dict(TOY_SPLITS)["test"]
+ALONE_FLAGS = ["--embeddings", "alone", "--alone-inter-dim", "256"]
+MODELS = {
+    "shape": ["--arch", "shape_transformer", "--shape-max-shift", "8"],
+    "alone": ["--arch", "alone_transformer", *ALONE_FLAGS],
+    "b2t_shape_alone": ["--arch", "b2t_transformer", "--positions", "shape", "--shape-max-shift", "8", *ALONE_FLAGS],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(toy_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("shape-alone")
+    for name, flags in MODELS.items():
+        run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, *TRAIN_FLAGS, *flags, "--max-update", 30,
+                "--save-dir", root / name, "--no-epoch-checkpoints")
+    return root
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_generate_from_checkpoint(toy_bin, trained, name):
+    result = run_cli("fairseq-generate", toy_bin, "--user-dir", USER_DIR, "--path", trained / name / "checkpoint_last.pt",
+                     "--gen-subset", "test", "--beam", 4, "--batch-size", 32)
+    assert count_hypotheses(result.stdout) == TEST_SENTENCES
+
+
+def test_composition_resumes_training(toy_bin, trained):
+    result = run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, *TRAIN_FLAGS, *MODELS["b2t_shape_alone"],
+                     "--max-update", 35, "--save-dir", trained / "b2t_shape_alone", "--no-epoch-checkpoints")
+    assert "Loaded checkpoint" in result.stdout + result.stderr and "num_updates 35" in result.stdout + result.stderr
+
+
+EMBEDDINGS_FROM_CHECKPOINT = """
+    import sys, torch, fairseq_plugins
+    from fairseq import checkpoint_utils
+    models, _ = checkpoint_utils.load_model_ensemble([sys.argv[1]], arg_overrides={"data": sys.argv[2]})
+    torch.save(models[0].decoder.embed_tokens.embedding_matrix(), sys.argv[3])
+"""
+
+
+def test_alone_checkpoint_is_self_contained(toy_bin, trained, tmp_path):
+    checkpoint = trained / "alone" / "checkpoint_last.pt"
+    state = torch.load(checkpoint)["model"]
+    vocab, dim = state["encoder.embed_tokens.code_indices"].size(0), 128
+    assert not [name for name, tensor in state.items() if tensor.numel() == vocab * dim]  # no V x d tensor saved
+    matrices = []
+    for run in range(2):  # two fresh processes, each building new random filters before loading
+        out = tmp_path / f"embeddings{run}.pt"
+        subprocess.run([sys.executable, "-c", textwrap.dedent(EMBEDDINGS_FROM_CHECKPOINT), str(checkpoint),
+                        toy_bin, str(out)], check=True, capture_output=True)
+        matrices.append(torch.load(out))
+    assert torch.equal(matrices[0], matrices[1])
+
+
+def test_alone_has_no_trainable_vocabulary_matrix():
+    model = model_from_flags(["--arch", "alone_transformer", *TINY_MODEL, "--share-all-embeddings", *ALONE_FLAGS], 500)
+    assert all(param.numel() != 500 * 128 for param in model.parameters())
+    logits = model(torch.randint(4, 500, (2, 6)), torch.tensor([6, 6]), torch.randint(4, 500, (2, 5)))[0]
+    assert logits.shape == (2, 5, 500)  # the tied output matrix is computed from ALONE
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_incremental_decoding_matches_full_forward(name):
+    model = model_from_flags([*MODELS[name], *TINY_MODEL, "--share-all-embeddings"], 40).eval()
+    generator = torch.Generator().manual_seed(1)
+    src, prev = torch.randint(4, 40, (3, 7), generator=generator), torch.randint(4, 40, (3, 6), generator=generator)
+    prev[:, 0] = 2
+    with torch.no_grad():
+        encoder_out = model.encoder(src, src_lengths=torch.full((3,), 7))
+        full = model.decoder(prev, encoder_out=encoder_out)[0]
+        state = {}
+        steps = [model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)[0]
+                 for t in range(prev.size(1))]
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_shift_invariance_probe(toy_bin, trained, tmp_path):
+    plot = tmp_path / "shift.png"
+    result = run_cli("fairseq-plugins-shift-invariance", toy_bin, "--path", trained / "shape" / "checkpoint_last.pt",
+                     "--max-offset", 8, "--json", "--plot", plot)
+    report = json.loads(result.stdout)
+    assert report["offsets"] == list(range(9)) and report["similarity"][0] == pytest.approx(1.0)
+    assert all(-1 <= value <= 1.0001 for value in report["similarity"]) and plot.stat().st_size > 0
+
+
+def test_extrapolation_probe_small_run(tmp_path):
+    result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path / "work", "--train-size", 600,
+                     "--test-size", 20, "--max-update", 5, "--max-train-length", 12, "--json")
+    report = json.loads(result.stdout)
+    assert set(report["bleu"]) == {"ape", "shape"} and report["pairs"]["test"] == 20
+
+
+def test_params_counts_alone_against_standard():
+    flags = ["--share-all-embeddings", "--vocab-size", 2000, "--json", *TINY_MODEL]
+    standard = json.loads(run_cli("fairseq-plugins-params", "--arch", "transformer", *flags).stdout)
+    alone = json.loads(run_cli("fairseq-plugins-params", "--arch", "alone_transformer", *ALONE_FLAGS, *flags).stdout)
+    assert standard["parameters"]["embedding"] == 2000 * 128
+    assert alone["parameters"]["embedding"] == 2 * 128 * 256 + 128  # W1, W2 and the one shared vector
+    assert alone["parameters"]["rest"] == standard["parameters"]["rest"]
+    assert 0.48 < alone["alone_filters"]["encoder"]["density"] < 0.52
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--arch", "shape_transformer", "--shape-max-shift", "-1"], "--shape-max-shift must be >= 0"),
+    (["--arch", "shape_transformer", "--shape-max-shift", "200000"], "--shape-max-shift 200000"),
+    (["--arch", "alone_transformer", "--alone-codes", "1"], "--alone-codes"),
+    (["--arch", "alone_transformer", "--alone-dropout", "1.5"], "--alone-dropout"),
+    (["--arch", "composable_transformer", "--positions", "rotary"], "--positions must be one of sinusoidal, learned, shape"),
+])
+def test_bad_values_are_one_line(toy_bin, tmp_path, flags, message):
+    result = run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, *TRAIN_FLAGS, *flags, "--max-update", 1,
+                     "--save-dir", tmp_path, check=False)
+    one_line_error(result, message)
+
+
+def test_alone_shared_embeddings_need_a_joined_dictionary(toy_raw, tmp_path):
+    data = tmp_path / "separate-dicts"
+    run_cli("fairseq-preprocess", "--source-lang", "en", "--target-lang", "xx", "--trainpref", f"{toy_raw}/train",
+            "--validpref", f"{toy_raw}/valid", "--destdir", data, "--workers", 1)
+    result = run_cli("fairseq-train", data, "--user-dir", USER_DIR, *TRAIN_FLAGS, "--arch", "alone_transformer",
+                     "--max-update", 1, "--save-dir", tmp_path / "ckpt", check=False)
+    one_line_error(result, "--share-all-embeddings", "--joined-dictionary")
