@@ -1,10 +1,17 @@
-"""Training throughput of ``b2t_transformer`` over fairseq's stock ``transformer``.
+"""Training throughput of each method's architecture over its baseline, at identical size.
 
-Both models are built by fairseq from the same flags (identical size), trained on
-the same random batches with Adam, and timed alternately in one process: each
-round times ``--steps`` updates of one model then of the other, the order flipping
-every round, so drifts of the machine's speed hit both alike. Prints target
-tokens per second of each (median over rounds) and their ratio::
+Comparisons (``--compare``, default all):
+
+- ``b2t``:   ``b2t_transformer``            over fairseq's stock ``transformer``
+- ``shape``: ``shape_transformer`` (K=40)   over ``composable_transformer`` (sinusoidal APE)
+- ``alone``: ``alone_transformer`` (binary) over ``transformer`` (standard embeddings); also the
+  parameter ratio and the peak memory of building the embeddings at V=32k, d=512
+
+Both models of a pair are built by fairseq from the same flags, trained on the same
+random batches with Adam, and timed alternately in one process: each round times
+``--steps`` updates of one model then of the other, the order flipping every round,
+so drifts of the machine's speed hit both alike. Prints target tokens per second
+of each (median over rounds) and their ratio::
 
     python bench/throughput.py                      # CPU-sized default
     python bench/throughput.py --layers 6 --dim 512 --ffn 2048 --heads 8 --batch-size 128 --device cuda
@@ -17,15 +24,22 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.cli.gradnorm import random_batch
+from fairseq_plugins.cli.params import count_parameters
+from fairseq_plugins.modules.alone import AloneEmbedding
 
-ARCHS = ("transformer", "b2t_transformer")
+COMPARISONS = {
+    "b2t": (["--arch", "transformer"], ["--arch", "b2t_transformer"]),
+    "shape": (["--arch", "composable_transformer"], ["--arch", "shape_transformer"]),
+    "alone": (["--arch", "transformer"], ["--arch", "alone_transformer"]),
+}
 
 
-def build(arch, args, device):
+def build(arch_flags, args, device):
     flags = [
-        "--arch", arch, "--share-all-embeddings",
+        *arch_flags, "--share-all-embeddings",
         "--encoder-layers", str(args.layers), "--decoder-layers", str(args.layers),
         "--encoder-embed-dim", str(args.dim), "--decoder-embed-dim", str(args.dim),
         "--encoder-ffn-embed-dim", str(args.ffn), "--decoder-ffn-embed-dim", str(args.ffn),
@@ -51,8 +65,50 @@ def train_steps(model, optimizer, batch, steps, device):
     return steps * target.numel() / (time.perf_counter() - start)
 
 
+def compare(baseline_flags, candidate_flags, args, device):
+    """Median target tokens/s of both models, timed alternately; and their parameter counts."""
+    models = {"baseline": build(baseline_flags, args, device), "candidate": build(candidate_flags, args, device)}
+    dictionary = models["baseline"][0].decoder.dictionary
+    batch = [t.to(device) for t in random_batch(dictionary, args.batch_size, args.length, args.length, seed=1)]
+    for model, optimizer in models.values():  # warm-up: allocator, kernels, Adam state
+        train_steps(model, optimizer, batch, 2, device)
+    speeds = {name: [] for name in models}
+    for round_index in range(args.rounds):
+        order = list(models) if round_index % 2 == 0 else list(models)[::-1]
+        for name in order:
+            speeds[name].append(train_steps(*models[name], batch, args.steps, device))
+    result = {name: statistics.median(values) for name, values in speeds.items()}
+    result["ratio"] = result["candidate"] / result["baseline"]
+    result["parameters"] = {name: count_parameters(model)["total"] for name, (model, _) in models.items()}
+    return result
+
+
+def peak_memory_of_building_alone(vocab=32_000, dim=512):
+    """Growth of the process's peak RSS (Linux VmHWM, reset first) while building ALONE embeddings.
+
+    Run before anything else: memory that earlier work freed stays mapped and would be reused
+    unseen. A V x d float32 table allocated the same way afterwards shows what the measure sees.
+    """
+
+    def peak_growth(build):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the high-water mark to the current RSS
+        with open("/proc/self/status") as f:
+            before = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+        kept = build()
+        with open("/proc/self/status") as f:
+            after = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+        del kept
+        return (after - before) / 2**20
+
+    AloneEmbedding(1000, dim, 1)  # warm-up: lazy imports, allocator arenas
+    return {"build_peak_mib": peak_growth(lambda: AloneEmbedding(vocab, dim, 1)),
+            "vocab_by_dim_table_peak_mib": peak_growth(lambda: torch.ones(vocab, dim))}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", choices=[*COMPARISONS, "all"], default="all")
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--ffn", type=int, default=1024)
@@ -67,29 +123,28 @@ def main():
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    models = {arch: build(arch, args, device) for arch in ARCHS}
-    dictionary = models[ARCHS[0]][0].decoder.dictionary
-    batch = [t.to(device) for t in random_batch(dictionary, args.batch_size, args.length, args.length, seed=1)]
-    for model, optimizer in models.values():  # warm-up: allocator, kernels, Adam state
-        train_steps(model, optimizer, batch, 2, device)
-
-    tokens_per_second = {arch: [] for arch in ARCHS}
-    for round_index in range(args.rounds):
-        order = ARCHS if round_index % 2 == 0 else ARCHS[::-1]
-        for arch in order:
-            tokens_per_second[arch].append(train_steps(*models[arch], batch, args.steps, device))
-
-    medians = {arch: statistics.median(values) for arch, values in tokens_per_second.items()}
-    ratio = medians["b2t_transformer"] / medians["transformer"]
-    size = f"{args.layers}+{args.layers} layers, d={args.dim}, ffn={args.ffn}, {args.heads} heads"
+    names = list(COMPARISONS) if args.compare == "all" else [args.compare]
+    report = {"device": str(device), "size": f"{args.layers}+{args.layers} layers, d={args.dim}, ffn={args.ffn}, "
+              f"{args.heads} heads, V={args.vocab_size}, batch {args.batch_size}x{args.length}"}
+    memory = peak_memory_of_building_alone() if "alone" in names else None
+    for name in names:
+        report[name] = compare(*COMPARISONS[name], args, device)
+    if memory:
+        report["alone"]["memory"] = memory
     if args.json:
-        print(json.dumps({"device": str(device), "size": size, "tokens_per_second": medians, "ratio": ratio}))
+        print(json.dumps(report))
         return
-    print(f"device {device}; {size}; batch {args.batch_size}x{args.length} tokens; "
-          f"{args.rounds} alternating rounds of {args.steps} updates")
-    for arch, value in medians.items():
-        print(f"{arch:>16}: {value:10.0f} target tokens/s (median)")
-    print(f"ratio b2t_transformer / transformer: {ratio:.3f}")
+    print(f"device {report['device']}; {report['size']}; {args.rounds} alternating rounds of {args.steps} updates")
+    for name in names:
+        result = report[name]
+        baseline, candidate = (" ".join(flags[1:]) for flags in COMPARISONS[name])
+        print(f"{name}: {candidate} {result['candidate']:.0f} / {baseline} {result['baseline']:.0f} "
+              f"target tokens/s = ratio {result['ratio']:.3f}; parameters "
+              f"{result['parameters']['candidate']:,} / {result['parameters']['baseline']:,} = "
+              f"{result['parameters']['candidate'] / result['parameters']['baseline']:.3f}")
+    if memory:
+        print(f"alone: building V=32000, d=512 embeddings raised peak RSS by {memory['build_peak_mib']:.1f} MiB; "
+              f"one V x d float32 table, measured the same way: {memory['vocab_by_dim_table_peak_mib']:.1f} MiB")
 
 
 if __name__ == "__main__":

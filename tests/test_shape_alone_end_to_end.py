@@ -78,6 +78,16 @@ def test_alone_has_no_trainable_vocabulary_matrix():
     assert logits.shape == (2, 5, 500)  # the tied output matrix is computed from ALONE
 
 
+def test_alone_ties_the_decoder_output_without_sharing_the_encoder():
+    from fairseq_plugins.models.composable_transformer import TiedAloneProjection
+
+    model = model_from_flags(["--arch", "alone_transformer", *TINY_MODEL, "--share-decoder-input-output-embed",
+                              *ALONE_FLAGS], 300)
+    assert model.encoder.embed_tokens is not model.decoder.embed_tokens
+    assert isinstance(model.decoder.output_projection, TiedAloneProjection)
+    assert model.decoder.output_projection.embedding is model.decoder.embed_tokens
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_incremental_decoding_matches_full_forward(name):
     model = model_from_flags([*MODELS[name], *TINY_MODEL, "--share-all-embeddings"], 40).eval()

@@ -13,6 +13,7 @@ the long test sentences with fairseq-generate and prints both BLEU scores::
 
 import argparse
 import json
+import logging
 import os
 
 from fairseq_plugins.cli.quickstart import generate_and_score, preprocess, read_lines, train
@@ -79,6 +80,7 @@ def save_plot(path, results, max_train_length):
 
 
 def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
     work = args.work_dir
     if os.path.exists(work) and (not os.path.isdir(work) or os.listdir(work)):
