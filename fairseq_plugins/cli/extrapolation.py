@@ -17,6 +17,7 @@ import logging
 import os
 
 from fairseq_plugins.cli.quickstart import generate_and_score, preprocess, read_lines, train
+from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.synthetic_translation import write_corpus
 
@@ -59,24 +60,17 @@ def parse_args(argv=None):
         parser.error(f"--max-train-length must be in 1..100 (got {args.max_train_length})")
     if min(args.max_update, args.train_size, args.test_size) < 1:
         parser.error("--max-update, --train-size and --test-size must be positive")
-    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-        parser.error(f"--plot: directory of {args.plot} does not exist")
+    check_plot_argument(parser, args.plot)
     return args
 
 
 def save_plot(path, results, max_train_length):
-    import matplotlib
+    def draw(axes):
+        names = list(results["bleu"])
+        axes.bar(names, [results["bleu"][name] for name in names], color=["tab:gray", "tab:blue"])
+        axes.set(ylabel="BLEU", title=f"test sources longer than {max_train_length} tokens")
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(4, 4))
-    names = list(results["bleu"])
-    axes.bar(names, [results["bleu"][name] for name in names], color=["tab:gray", "tab:blue"])
-    axes.set(ylabel="BLEU", title=f"test sources longer than {max_train_length} tokens")
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+    save_png(path, draw, figsize=(4, 4))
 
 
 def main(argv=None):

@@ -26,17 +26,15 @@ probed with one seed see the same tokens. Of fairseq's other flags only the mode
 stdout; ``--plot FILE.png`` also draws the norms per layer.
 """
 
-import importlib.util
-import io
 import json
 import logging
-import os
 import sys
 
 import torch
 import torch.nn.functional as F
 
 from fairseq_plugins.cli.dataless import build_translation_model, model_flags_parser, parse_model_flags
+from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 
 STACKS = ("encoder", "decoder")
@@ -59,16 +57,7 @@ def parse_args(argv=None):
     for flag in ("batch_size", "src_len", "tgt_len"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    if args.plot is not None:
-        directory = os.path.dirname(os.path.abspath(args.plot))
-        if os.path.isdir(args.plot):
-            parser.error(f"--plot {args.plot} is a directory; name a .png file")
-        if not args.plot.lower().endswith(".png"):
-            parser.error(f"--plot {args.plot}: the file name must end in .png")
-        if not os.path.isdir(directory):
-            parser.error(f"--plot {args.plot}: directory {directory} does not exist")
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error("--plot needs matplotlib: pip install matplotlib")
+    check_plot_argument(parser, args.plot)
     return args
 
 
@@ -123,24 +112,17 @@ def format_table(norms):
 
 
 def save_plot(path, norms, title):
-    """Norm per layer, log scale, one line per stack; rendered in memory before ``path`` is opened."""
-    import matplotlib
+    """Norm per layer, log scale, one line per stack."""
+    from matplotlib import ticker
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot, ticker
+    def draw(axes):
+        for stack, values in norms.items():
+            axes.plot(range(1, len(values) + 1), values, marker="o", label=stack)
+        axes.set(yscale="log", xlabel="layer (1 = bottom)", ylabel="||dL/d layer input||", title=title)
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axes.legend()
 
-    figure, axes = pyplot.subplots(figsize=(6, 4))
-    for stack, values in norms.items():
-        axes.plot(range(1, len(values) + 1), values, marker="o", label=stack)
-    axes.set(yscale="log", xlabel="layer (1 = bottom)", ylabel="||dL/d layer input||", title=title)
-    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    axes.legend()
-    figure.tight_layout()
-    png = io.BytesIO()
-    figure.savefig(png, format="png")
-    pyplot.close(figure)
-    with open(path, "wb") as file:
-        file.write(png.getvalue())
+    save_png(path, draw)
 
 
 def main(argv=None):

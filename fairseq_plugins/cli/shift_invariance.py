@@ -22,6 +22,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
 
@@ -42,8 +43,7 @@ def parse_args(argv=None):
             parser.error(f"{flag} must be at least {minimum} (got {value})")
     if not os.path.isfile(args.path):
         parser.error(f"--path: no such checkpoint file: {args.path}")
-    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-        parser.error(f"--plot: directory of {args.plot} does not exist")
+    check_plot_argument(parser, args.plot)
     return args
 
 
@@ -85,17 +85,11 @@ def shift_similarities(model, net_input, max_offset):
 
 
 def save_plot(path, similarities, title):
-    import matplotlib
+    def draw(axes):
+        axes.plot(range(len(similarities)), similarities, marker=".")
+        axes.set(xlabel="position offset k", ylabel="cosine similarity to k = 0", title=title, ylim=(None, 1.01))
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(6, 4))
-    axes.plot(range(len(similarities)), similarities, marker=".")
-    axes.set(xlabel="position offset k", ylabel="cosine similarity to k = 0", title=title, ylim=(None, 1.01))
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+    save_png(path, draw)
 
 
 def main(argv=None):
@@ -110,7 +104,7 @@ def main(argv=None):
         for offset, value in enumerate(similarities):
             print(f"{offset:>6}  {value:.4f}")
     if args.plot:
-        save_plot(args.plot, similarities, os.path.basename(args.path))
+        save_plot(args.plot, similarities, os.path.relpath(args.path, os.path.dirname(os.path.dirname(os.path.abspath(args.path)))))
 
 
 if __name__ == "__main__":
