@@ -104,7 +104,8 @@ def main(argv=None):
         for offset, value in enumerate(similarities):
             print(f"{offset:>6}  {value:.4f}")
     if args.plot:
-        save_plot(args.plot, similarities, os.path.relpath(args.path, os.path.dirname(os.path.dirname(os.path.abspath(args.path)))))
+        checkpoint_dir, checkpoint = os.path.split(os.path.abspath(args.path))
+        save_plot(args.plot, similarities, f"{os.path.basename(checkpoint_dir)}/{checkpoint}")
 
 
 if __name__ == "__main__":
