@@ -6,7 +6,10 @@ parameter names, same outputs with the defaults) with options that compose:
 - residual scheme per stack: ``--encoder-residual`` / ``--decoder-residual`` in
   ``post_ln | pre_ln | b2t`` (modules/b2t.py), and ``--b2t-rescale-init``;
 - positions: ``--positions sinusoidal | learned | shape`` (modules/shape.py);
-- token embeddings: ``--embeddings standard | alone`` (modules/alone.py).
+- token embeddings: ``--embeddings standard | alone`` (modules/alone.py);
+- initialisation and embedding treatment (Spike No More): ``--init-scheme fairseq | small``,
+  ``--embed-treatment vanilla | scaled | layernorm | detach``, ``--embed-init-std``
+  (modules/spike_init.py).
 
 Seams for the other methods, so they land as modules and not as forks:
 ``build_embedding`` (token embeddings), ``ComposableTransformerEncoder`` /
@@ -47,6 +50,14 @@ from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
 from fairseq_plugins.modules.alone import FILTER_KINDS, AloneEmbedding
 from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES, rescale_init_
 from fairseq_plugins.modules.shape import EVAL_OFFSETS, ShiftedSinusoidalPositions
+from fairseq_plugins.modules.spike_init import (
+    EMBED_TREATMENTS,
+    INIT_SCHEMES,
+    EmbeddingTreatment,
+    init_embedding_,
+    small_init_,
+    small_std,
+)
 
 MODEL_NAME = "composable_transformer"
 
@@ -110,6 +121,25 @@ class ComposableTransformerOptions(FairseqDataclass):
     alone_relu_dropout_off_after: Optional[int] = field(
         default=None, metadata={"help": "ALONE: switch the ReLU dropout off after this many updates"}
     )
+    init_scheme: str = field(
+        default="fairseq",
+        metadata={"help": f"initialisation of the layers, one of {one_of(INIT_SCHEMES)} (small: Spike No More's "
+                  "N(0, 2/(5d)), output projections further divided by sqrt(2N))"},
+    )
+    embed_treatment: str = field(
+        default="scaled",
+        metadata={"help": f"what the token embeddings go through before positions are added, one of "
+                  f"{one_of(EMBED_TREATMENTS)} (scaled: x sqrt(d), fairseq's default; vanilla as "
+                  "--no-scale-embedding)"},
+    )
+    embed_detach_alpha: float = field(
+        default=0.1, metadata={"help": "detach treatment: a*e + (1-a)*e.detach(), a in [0, 1]"}
+    )
+    embed_init_std: Optional[float] = field(
+        default=None,
+        metadata={"help": "std of the token embeddings at init (default: fairseq's d**-0.5, or sqrt(2/(5d)) "
+                  "with --init-scheme small)"},
+    )
 
 
 OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTransformerOptions)}
@@ -118,7 +148,7 @@ OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTrans
 def validate_options(args):
     """One line per bad value, naming the flag and what is allowed."""
     choices = {"positions": POSITION_KINDS, "shape_eval_offset": EVAL_OFFSETS, "embeddings": EMBEDDING_KINDS,
-               "alone_filter": FILTER_KINDS}
+               "alone_filter": FILTER_KINDS, "init_scheme": INIT_SCHEMES, "embed_treatment": EMBED_TREATMENTS}
     choices.update({f"{stack}_residual": RESIDUAL_SCHEMES for stack in STACKS})
     for name, allowed in choices.items():
         if getattr(args, name) not in allowed:
@@ -131,6 +161,8 @@ def validate_options(args):
                 f"--{stack}-normalize-before conflicts with --{stack}-residual {scheme}; "
                 f"use --{stack}-residual pre_ln for a Pre-LN {stack}"
             )
+        if getattr(args, "no_scale_embedding", False) and args.embed_treatment == "scaled":
+            raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")
         if getattr(args, f"{stack}_learned_pos", False) and args.positions != "learned":
             raise ConfigError(
                 f"--{stack}-learned-pos conflicts with --positions {args.positions}; use --positions learned"
@@ -160,11 +192,29 @@ def wrap_layer(layer, cfg):
     return fsdp_wrap(layer, min_num_params=min_params_to_wrap)
 
 
+class TreatmentAsEmbedScale(EmbeddingTreatment):
+    """fairseq computes ``embed_scale * embed_tokens(tokens)`` in both stacks; standing in for
+    that factor, a treatment applies exactly there without forking fairseq's forward."""
+
+    def __mul__(self, embeddings):
+        return self(embeddings)
+
+
+def treat_embeddings(stack, cfg, dim):
+    """Install the embedding treatment of ``cfg`` on an encoder or decoder (vanilla and scaled
+    are fairseq's own ``--no-scale-embedding`` switch, set in ``build_model``)."""
+    if cfg.embed_treatment in ("layernorm", "detach"):
+        stack.embed_scale = module_errors_as_config_errors(
+            TreatmentAsEmbedScale, cfg.embed_treatment, dim, cfg.embed_detach_alpha
+        )
+
+
 class ComposableTransformerEncoder(TransformerEncoderBase):
     def __init__(self, cfg, dictionary, embed_tokens, return_fc=False):
         super().__init__(cfg, dictionary, embed_tokens, return_fc)
         if cfg.positions == "shape" and self.embed_positions is not None:
             self.embed_positions = build_positions(cfg, "encoder", self.padding_idx, embed_tokens.embedding_dim)
+        treat_embeddings(self, cfg, embed_tokens.embedding_dim)
 
     def build_encoder_layer(self, cfg):
         layer_class = B2TEncoderLayer if cfg.encoder_residual == "b2t" else TransformerEncoderLayerBase
@@ -176,6 +226,7 @@ class ComposableTransformerDecoder(TransformerDecoderBase):
         super().__init__(cfg, dictionary, embed_tokens, no_encoder_attn, output_projection)
         if cfg.positions == "shape" and self.embed_positions is not None:
             self.embed_positions = build_positions(cfg, "decoder", self.padding_idx, self.embed_dim)
+        treat_embeddings(self, cfg, embed_tokens.embedding_dim)
 
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         layer_class = B2TDecoderLayer if cfg.decoder_residual == "b2t" else TransformerDecoderLayerBase
@@ -217,6 +268,7 @@ class ComposableTransformerModel(TransformerModel):
             # and learned positions.
             setattr(args, f"{stack}_normalize_before", getattr(args, f"{stack}_residual") == "pre_ln")
             setattr(args, f"{stack}_learned_pos", args.positions == "learned")
+        args.no_scale_embedding = args.embed_treatment != "scaled"
         model = super().build_model(args, task)
         cls.initialize_parameters(model, args)
         return model
@@ -224,6 +276,19 @@ class ComposableTransformerModel(TransformerModel):
     @classmethod
     def initialize_parameters(cls, model, args):
         """Initialisation schemes applied on top of fairseq's, once, at build time."""
+        stacks = (model.encoder, model.decoder)
+        if args.init_scheme == "small":
+            for stack in stacks:
+                small_init_(stack.layers, dim=stack.embed_tokens.embedding_dim)
+        embed_std = args.embed_init_std
+        if embed_std is None and args.init_scheme == "small":
+            embed_std = small_std(model.encoder.embed_tokens.embedding_dim)
+        if embed_std is not None:
+            if args.embeddings != "standard":
+                raise ConfigError("--embed-init-std and --init-scheme small initialise standard embeddings only; "
+                                  "use --embeddings standard")
+            for embedding in {stack.embed_tokens for stack in stacks}:  # once when shared
+                module_errors_as_config_errors(init_embedding_, embedding.weight.data, embed_std, embedding.padding_idx)
         if args.b2t_rescale_init:
             for stack in (model.encoder, model.decoder):
                 for layer in stack.layers:
@@ -262,6 +327,8 @@ def composable_transformer(args):
         setattr(args, f"{stack}_residual", getattr(args, f"{stack}_residual", "pre_ln" if pre_ln else "post_ln"))
     learned = getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False)
     args.positions = getattr(args, "positions", "learned" if learned else "sinusoidal")
+    unscaled = getattr(args, "no_scale_embedding", False)
+    args.embed_treatment = getattr(args, "embed_treatment", "vanilla" if unscaled else "scaled")
     for name, default in OPTION_DEFAULTS.items():
         setattr(args, name, getattr(args, name, default))
     base_architecture(args)
