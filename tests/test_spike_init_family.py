@@ -46,6 +46,11 @@ def test_embed_init_std_overrides():
     assert weight[4:].std().item() == pytest.approx(1.0, rel=0.05) and weight[1].abs().sum() == 0
 
 
+def test_small_scheme_composes_with_alone_embeddings():
+    model = build("alone_transformer", "--init-scheme", "small", "--share-all-embeddings", "--alone-inter-dim", "64")
+    assert model.encoder.layers[0].fc1.weight.std().item() == pytest.approx(math.sqrt(2 / (5 * 128)), rel=0.1)
+
+
 def test_vanilla_is_fairseqs_unscaled_embedding():
     stock = build("transformer", "--no-scale-embedding")
     ours = build("composable_transformer", "--embed-treatment", "vanilla")
@@ -80,6 +85,7 @@ def test_small_scheme_with_layernorm_embeddings_trains(toy_bin, tmp_path):
     (["--embed-treatment", "half"], "--embed-treatment must be one of vanilla, scaled, layernorm, detach"),
     (["--embed-treatment", "detach", "--embed-detach-alpha", "2"], "--embed-detach-alpha"),
     (["--embed-init-std", "0"], "--embed-init-std"),
+    (["--embeddings", "alone", "--embed-init-std", "1"], "--embed-init-std initialises standard embeddings only"),
 ])
 def test_bad_values_are_one_line(toy_bin, tmp_path, flags, message):
     result = run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, "--arch", "composable_transformer",

@@ -154,6 +154,10 @@ def validate_options(args):
         if getattr(args, name) not in allowed:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be one of {one_of(allowed)} (got {getattr(args, name)!r})")
+    if getattr(args, "no_scale_embedding", False) and args.embed_treatment == "scaled":
+        raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")
+    if args.embed_init_std is not None and args.embeddings != "standard":
+        raise ConfigError("--embed-init-std initialises standard embeddings only; drop it with --embeddings alone")
     for stack in STACKS:
         scheme = getattr(args, f"{stack}_residual")
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":
@@ -161,8 +165,6 @@ def validate_options(args):
                 f"--{stack}-normalize-before conflicts with --{stack}-residual {scheme}; "
                 f"use --{stack}-residual pre_ln for a Pre-LN {stack}"
             )
-        if getattr(args, "no_scale_embedding", False) and args.embed_treatment == "scaled":
-            raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")
         if getattr(args, f"{stack}_learned_pos", False) and args.positions != "learned":
             raise ConfigError(
                 f"--{stack}-learned-pos conflicts with --positions {args.positions}; use --positions learned"
@@ -283,14 +285,12 @@ class ComposableTransformerModel(TransformerModel):
         embed_std = args.embed_init_std
         if embed_std is None and args.init_scheme == "small":
             embed_std = small_std(model.encoder.embed_tokens.embedding_dim)
-        if embed_std is not None:
-            if args.embeddings != "standard":
-                raise ConfigError("--embed-init-std and --init-scheme small initialise standard embeddings only; "
-                                  "use --embeddings standard")
+        # ALONE embeddings have their own initialisation (modules/alone.py).
+        if embed_std is not None and args.embeddings == "standard":
             for embedding in {stack.embed_tokens for stack in stacks}:  # once when shared
                 module_errors_as_config_errors(init_embedding_, embedding.weight.data, embed_std, embedding.padding_idx)
         if args.b2t_rescale_init:
-            for stack in (model.encoder, model.decoder):
+            for stack in stacks:
                 for layer in stack.layers:
                     rescale_init_(layer, depth=len(stack.layers))
 
