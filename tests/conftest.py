@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from fairseq_plugins.cli.dataless import model_from_flags  # noqa: F401  (re-exported for the tests)
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.synthetic_translation import write_corpus
 

@@ -1,10 +1,12 @@
-"""B2T equations, stock-fairseq equivalence of the family, rescale init, incremental decoding."""
+"""B2T equations, stock-fairseq equivalence of the family, rescale init (incremental decoding of every
+option is tested in test_shape_alone_end_to_end.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, model_from_flags, one_line_error, run_cli
+from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, one_line_error, run_cli
+from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
 
 VOCAB = 40
@@ -94,19 +96,6 @@ def test_rescale_init_scales_weight_matrices_only():
         scaled = ".layers." in name and "layer_norm" not in name and param.dim() >= 2
         expected = param * stack_depth**-0.5 if scaled else param
         assert torch.allclose(rescaled_params[name], expected), name
-
-
-@pytest.mark.parametrize("arch", ["b2t_transformer", "composable_transformer"])
-def test_incremental_decoding_matches_full_forward(arch):
-    model = build(arch).eval()
-    src, lengths, prev = random_batch()
-    with torch.no_grad():
-        encoder_out = model.encoder(src, src_lengths=lengths)
-        full = model.decoder(prev, encoder_out=encoder_out)[0]
-        state = {}
-        steps = [model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)[0]
-                 for t in range(prev.size(1))]
-    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
 
 
 def test_b2t_with_normalize_before_is_one_line_error(toy_bin, tmp_path):

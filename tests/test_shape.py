@@ -4,7 +4,8 @@ import pytest
 import torch
 from fairseq.modules import SinusoidalPositionalEmbedding
 
-from conftest import TINY_MODEL, model_from_flags
+from conftest import TINY_MODEL
+from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
 
 PAD = 1

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from conftest import (
-    TINY_MODEL, TRAIN_FLAGS, TOY_SPLITS, USER_DIR, count_hypotheses, model_from_flags, one_line_error, run_cli,
+    TINY_MODEL, TRAIN_FLAGS, TOY_SPLITS, USER_DIR, count_hypotheses, one_line_error, run_cli,
 )
+from fairseq_plugins.cli.dataless import model_from_flags
 
 TEST_SENTENCES = dict(TOY_SPLITS)["test"]
 ALONE_FLAGS = ["--embeddings", "alone", "--alone-inter-dim", "256"]
@@ -88,9 +89,12 @@ def test_alone_ties_the_decoder_output_without_sharing_the_encoder():
     assert model.decoder.output_projection.embedding is model.decoder.embed_tokens
 
 
-@pytest.mark.parametrize("name", MODELS)
+INCREMENTAL_MODELS = {**MODELS, "post_ln": ["--arch", "composable_transformer"], "b2t": ["--arch", "b2t_transformer"]}
+
+
+@pytest.mark.parametrize("name", INCREMENTAL_MODELS)
 def test_incremental_decoding_matches_full_forward(name):
-    model = model_from_flags([*MODELS[name], *TINY_MODEL, "--share-all-embeddings"], 40).eval()
+    model = model_from_flags([*INCREMENTAL_MODELS[name], *TINY_MODEL, "--share-all-embeddings"], 40).eval()
     generator = torch.Generator().manual_seed(1)
     src, prev = torch.randint(4, 40, (3, 7), generator=generator), torch.randint(4, 40, (3, 6), generator=generator)
     prev[:, 0] = 2

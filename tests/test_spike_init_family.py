@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, model_from_flags, one_line_error, run_cli
+from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, one_line_error, run_cli
+from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.modules.spike_init import EmbeddingTreatment
 
 
