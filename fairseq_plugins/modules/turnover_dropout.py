@@ -1,0 +1,140 @@
+"""Turn-over dropout: the influence of one training instance from two forward passes.
+
+Kobayashi, Yokoi, Suzuki & Inui, "Efficient Estimation of Influence of a
+Training Instance" (SustaiNLP 2020). Every training instance ``i`` owns a fixed
+binary mask ``m_i`` (about half of the units on). Training on ``i`` uses only
+its sub-network::
+
+    h = x * m_i / 0.5
+
+so the flipped sub-network ``1 - m_i`` never sees ``i``. The influence of a
+training instance ``j`` on a test instance ``t`` is the loss difference between
+the sub-network that did not learn from ``j`` and the one that did::
+
+    I(j, t) = L(t; 1 - m_j) - L(t; m_j)
+
+Positive: ``j`` helped ``t`` (without it, the loss is higher); negative: ``j``
+hurt ``t``. ``I(j, j)`` is the self-influence (large for instances the
+network could only memorise, e.g. mislabelled ones). Without ids the layer is
+the identity: normal inference uses the full network.
+
+Masks are a hash of (instance id, unit index, layer seed), not draws from an
+RNG stream: they are keyed by a stable instance id (never by batch position),
+need no storage for millions of instances, and are about 50% dense for every
+id below 2**63 (a draw seeded by the id alone is not: some derived code
+produced all-ones masks for large ids). The layer seed is a persistent
+buffer, so a checkpoint regenerates its masks bit-exactly. The hash is
+MurmurHash3's 32-bit finaliser, computed on int64 tensors with 16-bit partial
+products so that no product overflows.
+
+The keep probability is fixed at 0.5: only then do a mask and its flip keep
+the same number of units and share the scale ``1 / 0.5``.
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+KEEP = 0.5
+_LOW32 = 0xFFFFFFFF
+
+
+def _mul32(h, constant):
+    """``(h * constant) mod 2**32`` for int64 ``h`` in [0, 2**32) without int64 overflow."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (h * low + (((h * high) & 0xFFFF) << 16)) & _LOW32
+
+
+def _fmix32(h):
+    """MurmurHash3 finaliser: a bijection on 32-bit values in which every input bit flips
+    each output bit with probability about 1/2."""
+    h = h ^ (h >> 16)
+    h = _mul32(h, 0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = _mul32(h, 0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def instance_masks(ids, dim, seed):
+    """Boolean masks ``m_i`` of shape (len(ids), dim) for int64 instance ids >= 0."""
+    ids = ids.to(torch.int64)
+    if ids.numel() and int(ids.min()) < 0:
+        raise ValueError(f"turn-over dropout ids must be >= 0, got {int(ids.min())}")
+    seed = int(seed) & _LOW32
+    # One 32-bit key per instance from both halves of its 63-bit id.
+    key = _fmix32(_fmix32((ids & _LOW32) ^ seed) ^ (ids >> 32))
+    units = _fmix32(torch.arange(dim, dtype=torch.int64, device=ids.device) ^ _fmix32(torch.tensor(seed ^ 0x9E3779B9)))
+    bits = _fmix32(key[:, None] ^ units[None, :])
+    return (bits >> 31).to(torch.bool)
+
+
+class TurnOverDropout(nn.Module):
+    """``x * m_i / 0.5`` along the last dimension for the instance ids set on it.
+
+    ``ids`` (B,) and ``flip`` are set by ``use_instances`` around a forward pass;
+    the batch dimension of ``x`` is ``batch_dim`` (1 for fairseq's T x B x C).
+    """
+
+    def __init__(self, dim, seed, batch_dim=0):
+        super().__init__()
+        self.dim = dim
+        self.batch_dim = batch_dim
+        self.register_buffer("seed", torch.tensor(int(seed) & _LOW32, dtype=torch.int64))
+        self.ids = None
+        self.flip = False
+
+    def masks(self, ids):
+        return instance_masks(ids, self.dim, int(self.seed))
+
+    def forward(self, x):
+        if self.ids is None:
+            return x
+        if x.size(-1) != self.dim or x.size(self.batch_dim) != self.ids.numel():
+            raise ValueError(
+                f"turn-over dropout of width {self.dim} got input {tuple(x.shape)} for "
+                f"{self.ids.numel()} instance ids (batch dimension {self.batch_dim})"
+            )
+        mask = self.masks(self.ids.to(x.device))
+        if self.flip:
+            mask = ~mask
+        # (B, dim) -> broadcastable to x: B at batch_dim, dim last, ones elsewhere.
+        shape = [1] * x.dim()
+        shape[self.batch_dim] = mask.size(0)
+        shape[-1] = self.dim
+        return x * mask.view(shape).to(x.dtype) / KEEP
+
+    def extra_repr(self):
+        return f"dim={self.dim}, seed={int(self.seed)}, batch_dim={self.batch_dim}"
+
+
+def turnover_layers(model):
+    return [m for m in model.modules() if isinstance(m, TurnOverDropout)]
+
+
+@contextlib.contextmanager
+def use_instances(model, ids, flip=False):
+    """Inside the block every TurnOverDropout layer of ``model`` applies the masks of
+    ``ids`` (or their flips); afterwards the model is the full network again."""
+    layers = turnover_layers(model)
+    for layer in layers:
+        layer.ids, layer.flip = ids, flip
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.ids, layer.flip = None, False
+
+
+@torch.no_grad()
+def influence(model, row_losses, ids):
+    """``I(ids[r], row r) = L(row r; 1 - m_ids[r]) - L(row r; m_ids[r])`` for every row.
+
+    ``row_losses()`` runs ``model`` on a batch and returns one loss per row; row ``r``
+    is a (test instance, training instance ``ids[r]``) pair.
+    """
+    with use_instances(model, ids, flip=True):
+        without = row_losses()
+    with use_instances(model, ids):
+        with_ = row_losses()
+    return without - with_
