@@ -69,7 +69,7 @@ def test_layers_are_independent():
 
 
 def test_flip_is_the_complement_and_no_ids_is_the_full_network():
-    layer = TurnOverDropout(DIM, seed=2)
+    layer = TurnOverDropout(seed=2)
     x = torch.randn(3, 4, DIM)
     model = nn.Sequential(layer)
     assert torch.equal(model(x), x)
@@ -87,7 +87,7 @@ def test_flip_is_the_complement_and_no_ids_is_the_full_network():
 
 
 def test_batch_dim_for_time_major_inputs():
-    layer = TurnOverDropout(8, seed=4, batch_dim=1)
+    layer = TurnOverDropout(seed=4, batch_dim=1)
     x = torch.randn(5, 2, 8)  # T x B x C
     ids = torch.tensor([3, 4])
     with use_instances(layer, ids):
@@ -96,21 +96,21 @@ def test_batch_dim_for_time_major_inputs():
 
 
 def test_wrong_batch_size_is_one_clear_error():
-    layer = TurnOverDropout(8, seed=4)
-    with use_instances(layer, torch.tensor([1, 2, 3])), pytest.raises(ValueError, match="3 instance ids"):
+    layer = TurnOverDropout(seed=4)
+    with use_instances(layer, torch.tensor([1, 2, 3])), pytest.raises(ValueError, match="3 rows of instance ids"):
         layer(torch.randn(2, 8))
 
 
 def test_checkpoint_round_trip_regenerates_the_masks():
-    model = nn.Sequential(nn.Linear(4, 16), TurnOverDropout(16, seed=123), nn.Linear(16, 2), TurnOverDropout(2, seed=77))
+    model = nn.Sequential(nn.Linear(4, 16), TurnOverDropout(seed=123), nn.Linear(16, 2), TurnOverDropout(seed=77))
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
-    reloaded = nn.Sequential(nn.Linear(4, 16), TurnOverDropout(16, seed=0), nn.Linear(16, 2), TurnOverDropout(2, seed=0))
+    reloaded = nn.Sequential(nn.Linear(4, 16), TurnOverDropout(seed=0), nn.Linear(16, 2), TurnOverDropout(seed=0))
     reloaded.load_state_dict(torch.load(buffer, weights_only=True))
     ids = torch.arange(10**9, 10**9 + 32)
     for original, restored in zip(turnover_layers(model), turnover_layers(reloaded)):
-        assert torch.equal(original.masks(ids), restored.masks(ids))
+        assert torch.equal(original.masks(ids, 16), restored.masks(ids, 16))
     x = torch.randn(32, 4)
     with use_instances(model, ids), use_instances(reloaded, ids):
         assert torch.equal(model(x), reloaded(x))
@@ -118,7 +118,7 @@ def test_checkpoint_round_trip_regenerates_the_masks():
 
 def test_influence_is_flipped_minus_kept_loss():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), TurnOverDropout(32, seed=9), nn.Linear(32, 3))
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), TurnOverDropout(seed=9), nn.Linear(32, 3))
     x, y, ids = torch.randn(4, 6), torch.tensor([0, 1, 2, 0]), torch.tensor([8, 8, 3, 10**9])
 
     def row_losses():
@@ -130,3 +130,14 @@ def test_influence_is_flipped_minus_kept_loss():
         hidden = torch.relu(model[0](x[r]))
         loss = [nn.functional.cross_entropy(model[3](hidden * m / KEEP)[None], y[r : r + 1]) for m in (1 - mask, mask)]
         torch.testing.assert_close(scores[r], loss[0] - loss[1])
+
+
+def test_pair_mode_equals_pairing_rows_by_hand():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), TurnOverDropout(seed=9), nn.Linear(32, 16), TurnOverDropout(seed=10), nn.Linear(16, 3))
+    tests, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])
+    train_ids = torch.tensor([4, 10**9, 7])
+    paired = influence(model, lambda: nn.functional.cross_entropy(model(tests), y.repeat(3), reduction="none"), train_ids, rows_per_id=5)
+    by_hand = influence(model, lambda: nn.functional.cross_entropy(model(tests.repeat(3, 1)), y.repeat(3), reduction="none"), train_ids.repeat_interleave(5))
+    torch.testing.assert_close(paired, by_hand)
+    assert paired.shape == (15,)

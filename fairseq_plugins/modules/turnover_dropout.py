@@ -72,40 +72,49 @@ def instance_masks(ids, dim, seed):
 class TurnOverDropout(nn.Module):
     """``x * m_i / 0.5`` along the last dimension for the instance ids set on it.
 
-    ``ids`` (B,) and ``flip`` are set by ``use_instances`` around a forward pass;
-    the batch dimension of ``x`` is ``batch_dim`` (1 for fairseq's T x B x C).
+    ``use_instances`` sets the ids (and ``flip``) around a forward pass; the batch
+    dimension of ``x`` is ``batch_dim`` (1 for fairseq's T x B x C). Mask width is
+    the input's last dimension.
     """
 
-    def __init__(self, dim, seed, batch_dim=0):
+    def __init__(self, seed, batch_dim=0):
         super().__init__()
-        self.dim = dim
         self.batch_dim = batch_dim
         self.register_buffer("seed", torch.tensor(int(seed) & _LOW32, dtype=torch.int64))
         self.ids = None
         self.flip = False
+        self.rows_per_id = None
 
-    def masks(self, ids):
-        return instance_masks(ids, self.dim, int(self.seed))
+    def masks(self, ids, dim):
+        return instance_masks(ids, dim, int(self.seed))
 
     def forward(self, x):
         if self.ids is None:
             return x
-        if x.size(-1) != self.dim or x.size(self.batch_dim) != self.ids.numel():
-            raise ValueError(
-                f"turn-over dropout of width {self.dim} got input {tuple(x.shape)} for "
-                f"{self.ids.numel()} instance ids (batch dimension {self.batch_dim})"
+        rows = self.ids.numel() if self.rows_per_id is None else self.ids.numel() * self.rows_per_id
+        if self.rows_per_id is not None and x.size(self.batch_dim) == self.rows_per_id:
+            # Pair mode, first layer reached: the layers below ran once per test row;
+            # from here on block k of the batch is every test row paired with ids[k].
+            x = x.repeat(
+                *[self.ids.numel() if d == self.batch_dim else 1 for d in range(x.dim())]
             )
-        mask = self.masks(self.ids.to(x.device))
+        if x.size(self.batch_dim) != rows:
+            raise ValueError(
+                f"turn-over dropout got input {tuple(x.shape)} for {rows} rows of instance ids "
+                f"(batch dimension {self.batch_dim})"
+            )
+        ids = self.ids if self.rows_per_id is None else self.ids.repeat_interleave(self.rows_per_id)
+        mask = self.masks(ids.to(x.device), x.size(-1))
         if self.flip:
             mask = ~mask
-        # (B, dim) -> broadcastable to x: B at batch_dim, dim last, ones elsewhere.
+        # (rows, dim) -> broadcastable to x: rows at batch_dim, dim last, ones elsewhere.
         shape = [1] * x.dim()
         shape[self.batch_dim] = mask.size(0)
-        shape[-1] = self.dim
+        shape[-1] = mask.size(1)
         return x * mask.view(shape).to(x.dtype) / KEEP
 
     def extra_repr(self):
-        return f"dim={self.dim}, seed={int(self.seed)}, batch_dim={self.batch_dim}"
+        return f"seed={int(self.seed)}, batch_dim={self.batch_dim}"
 
 
 def turnover_layers(model):
@@ -113,28 +122,34 @@ def turnover_layers(model):
 
 
 @contextlib.contextmanager
-def use_instances(model, ids, flip=False):
+def use_instances(model, ids, flip=False, rows_per_id=None):
     """Inside the block every TurnOverDropout layer of ``model`` applies the masks of
-    ``ids`` (or their flips); afterwards the model is the full network again."""
+    ``ids`` (or their flips); afterwards the model is the full network again.
+
+    ``ids`` (B,) gives one id per batch row. With ``rows_per_id=n`` the batch holds
+    ``n`` test rows and is paired with every id: the first turn-over layer tiles its
+    input to ``B * n`` rows (row ``k * n + r`` = test row ``r`` under ``ids[k]``), so
+    the layers below it run once instead of ``B`` times.
+    """
     layers = turnover_layers(model)
     for layer in layers:
-        layer.ids, layer.flip = ids, flip
+        layer.ids, layer.flip, layer.rows_per_id = ids, flip, rows_per_id
     try:
         yield
     finally:
         for layer in layers:
-            layer.ids, layer.flip = None, False
+            layer.ids, layer.flip, layer.rows_per_id = None, False, None
 
 
 @torch.no_grad()
-def influence(model, row_losses, ids):
-    """``I(ids[r], row r) = L(row r; 1 - m_ids[r]) - L(row r; m_ids[r])`` for every row.
+def influence(model, row_losses, ids, rows_per_id=None):
+    """``I(j, t) = L(t; 1 - m_j) - L(t; m_j)`` for every row's (t, j) pair.
 
-    ``row_losses()`` runs ``model`` on a batch and returns one loss per row; row ``r``
-    is a (test instance, training instance ``ids[r]``) pair.
+    ``row_losses()`` runs ``model`` on a batch and returns one loss per row; ``ids``
+    and ``rows_per_id`` are as in ``use_instances``.
     """
-    with use_instances(model, ids, flip=True):
+    with use_instances(model, ids, flip=True, rows_per_id=rows_per_id):
         without = row_losses()
-    with use_instances(model, ids):
+    with use_instances(model, ids, rows_per_id=rows_per_id):
         with_ = row_losses()
     return without - with_
