@@ -1,1 +1,2 @@
 """Criterions (registered on import)."""
+from fairseq_plugins.criterions import classification_cross_entropy  # noqa: F401

@@ -1,1 +1,2 @@
 from fairseq_plugins.models import composable_transformer  # noqa: F401
+from fairseq_plugins.models import image_classifiers  # noqa: F401

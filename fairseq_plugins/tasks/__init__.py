@@ -1,1 +1,2 @@
 """Tasks (registered on import)."""
+from fairseq_plugins.tasks import image_classification  # noqa: F401
