@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# train.sh EXPERIMENT: one fairseq-train run per experiment of the papers, on prepare.sh's data.
+#
+#   B2T (Takase et al. 2023), Transformer-base dims, 50k updates of ~460k tokens:
+#     postln-6l preln-6l b2t-6l postln-18l preln-18l b2t-18l
+#   SHAPE (Kiyono et al. 2021), Transformer-base, APE versus SHAPE with the authors' K sweep:
+#     ape shape-k10 shape-k20 shape-k30 shape-k40 shape-k100 shape-k500
+#   ALONE (Takase & Kobayashi 2020), Transformer-base, standard versus ALONE embeddings (D_inter 8192):
+#     standard alone-binary alone-real
+#
+# The B2T settings are the paper's (../shared/METHODS.md section 1). METHODS.md pins SHAPE's K sweep
+# and ALONE's lr 0.0015, dropout 0.2, ReLU dropout 0.15 off after 4500 updates; their batch size and
+# length are not pinned there, so they reuse the B2T 6L setting (460k tokens, 50k updates).
+# GPUs are counted with nvidia-smi (GPUS=N overrides); --update-freq is derived so that
+# MAX_TOKENS x GPUs x update-freq reaches TOKENS_PER_UPDATE, printed before training.
+# Environment: WORK_DIR (as prepare.sh), SMALL=1 (2+2 layers, d=128, MAX_UPDATE 200 on CPU),
+# MAX_TOKENS, TOKENS_PER_UPDATE, MAX_UPDATE, SEED; extra arguments go to fairseq-train.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+EXPERIMENTS="postln-6l preln-6l b2t-6l postln-18l preln-18l b2t-18l ape shape-k10 shape-k20 shape-k30 shape-k40 \
+shape-k100 shape-k500 standard alone-binary alone-real"
+[[ $# -ge 1 ]] || die "which experiment? one of: $EXPERIMENTS"
+EXPERIMENT=$1; shift
+WORK_DIR=$(cd "${WORK_DIR:-wmt14_en_de}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-wmt14_en_de} not found; run prepare.sh first"
+DATA=$WORK_DIR/data-bin
+[[ -e "$WORK_DIR/.done/preprocess" ]] || die "no binarized data in $DATA; run prepare.sh first"
+SMALL=${SMALL:-0}
+
+# Shared recipe (B2T paper): Adam (0.9, 0.98), lr 1e-3, inverse_sqrt with 4000 warmup updates,
+# label smoothing 0.1, dropout 0.3, shared embeddings over the joined dictionary.
+LR=1e-3 DROPOUT=0.3 WARMUP=4000
+case $EXPERIMENT in
+    postln-6l|preln-6l|b2t-6l|postln-18l|preln-18l|b2t-18l)
+        residual=${EXPERIMENT%-*}; residual=${residual/postln/post_ln}; residual=${residual/preln/pre_ln}
+        layers=${EXPERIMENT##*-}; layers=${layers%l}
+        # Deeper stacks need more dropout (METHODS.md: 0.35-0.4 deeper).
+        [[ $layers == 18 ]] && DROPOUT=0.35
+        MODEL=(--arch composable_transformer --encoder-residual "$residual" --decoder-residual "$residual"
+               --encoder-layers "$layers" --decoder-layers "$layers") ;;
+    ape)
+        MODEL=(--arch composable_transformer --positions sinusoidal) ;;
+    shape-k*)
+        k=${EXPERIMENT#shape-k}
+        MODEL=(--arch shape_transformer --shape-max-shift "$k") ;;
+    standard)
+        LR=0.0015 DROPOUT=0.2
+        MODEL=(--arch composable_transformer) ;;
+    alone-binary|alone-real)
+        LR=0.0015 DROPOUT=0.2
+        MODEL=(--arch alone_transformer --alone-filter "${EXPERIMENT#alone-}" --alone-inter-dim 8192
+               --alone-relu-dropout 0.15 --alone-relu-dropout-off-after 4500) ;;
+    *) die "unknown experiment $EXPERIMENT; one of: $EXPERIMENTS" ;;
+esac
+
+if [[ $SMALL == 1 ]]; then
+    # Same scripts and code paths at CPU size; dims override the presets' (fairseq takes the last flag).
+    MODEL+=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
+            --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
+            --decoder-attention-heads 4)
+    [[ $EXPERIMENT == alone-* ]] && MODEL+=(--alone-inter-dim 256)
+    MAX_TOKENS=${MAX_TOKENS:-2048} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-2048} MAX_UPDATE=${MAX_UPDATE:-200}
+    WARMUP=50 LR=2e-3 SAVE_EVERY=10
+    EXTRA=(--cpu --num-workers 0)
+    gpus=0
+else
+    MAX_TOKENS=${MAX_TOKENS:-7200} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-460000} MAX_UPDATE=${MAX_UPDATE:-50000}
+    SAVE_EVERY=1000
+    EXTRA=(--fp16 --num-workers 4)
+    gpus=$(gpu_count)
+    (( gpus > 0 )) || die "no GPU found (nvidia-smi); set GPUS=N, or SMALL=1 for the CPU-sized run"
+fi
+freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$gpus")
+say "$EXPERIMENT: $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
+    "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
+
+SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
+mkdir -p "$SAVE_DIR"
+fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings \
+    --optimizer adam --adam-betas "(0.9, 0.98)" --clip-norm 0.0 --lr "$LR" --lr-scheduler inverse_sqrt \
+    --warmup-updates "$WARMUP" --warmup-init-lr 1e-07 --dropout "$DROPOUT" --weight-decay 0.0 \
+    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
+    --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE" \
+    --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints \
+    --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar \
+    "${EXTRA[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
+grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
