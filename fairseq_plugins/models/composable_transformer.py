@@ -49,6 +49,13 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
 from fairseq_plugins.modules.alone import FILTER_KINDS, AloneEmbedding
 from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES, rescale_init_
+from fairseq_plugins.modules.length_positions import (
+    LENGTH_ENCODINGS,
+    LENGTH_UNITS,
+    LengthControlledPositions,
+    token_character_counts,
+    token_counts,
+)
 from fairseq_plugins.modules.shape import EVAL_OFFSETS, ShiftedSinusoidalPositions
 from fairseq_plugins.modules.spike_init import (
     EMBED_TREATMENTS,
@@ -62,7 +69,8 @@ from fairseq_plugins.modules.spike_init import (
 MODEL_NAME = "composable_transformer"
 
 
-POSITION_KINDS = ("sinusoidal", "learned", "shape")
+# lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py); the encoder keeps sinusoidal.
+POSITION_KINDS = ("sinusoidal", "learned", "shape") + LENGTH_ENCODINGS
 EMBEDDING_KINDS = ("standard", "alone")
 STACKS = ("encoder", "decoder")
 
@@ -95,10 +103,15 @@ class ComposableTransformerOptions(FairseqDataclass):
     )
     positions: str = field(
         default="sinusoidal",
-        metadata={"help": f"position embeddings of both stacks, one of {one_of(POSITION_KINDS)} (shape: SHAPE)"},
+        metadata={"help": f"position embeddings of both stacks, one of {one_of(POSITION_KINDS)} (shape: SHAPE; "
+                  "lrpe/ldpe: the decoder's encode the output length, the encoder's stay sinusoidal)"},
     )
     shape_max_shift: int = field(
         default=40, metadata={"help": "SHAPE's K: training offsets are drawn per sequence from 0..K-1"}
+    )
+    length_unit: str = field(
+        default="tokens",
+        metadata={"help": f"--positions lrpe/ldpe: unit of the output length, one of {one_of(LENGTH_UNITS)}"},
     )
     shape_eval_offset: str = field(
         default="max",
@@ -148,6 +161,7 @@ OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTrans
 def validate_options(args):
     """One line per bad value, naming the flag and what is allowed."""
     choices = {"positions": POSITION_KINDS, "shape_eval_offset": EVAL_OFFSETS, "embeddings": EMBEDDING_KINDS,
+               "length_unit": LENGTH_UNITS,
                "alone_filter": FILTER_KINDS, "init_scheme": INIT_SCHEMES, "embed_treatment": EMBED_TREATMENTS}
     choices.update({f"{stack}_residual": RESIDUAL_SCHEMES for stack in STACKS})
     for name, allowed in choices.items():
@@ -202,6 +216,17 @@ class TreatmentAsEmbedScale(EmbeddingTreatment):
         return self(embeddings)
 
 
+def build_length_positions(cfg, dictionary, embed_dim):
+    specials = [dictionary.bos(), dictionary.pad(), dictionary.eos(), dictionary.unk()]
+    if cfg.length_unit == "chars":
+        amounts = token_character_counts(dictionary.symbols, specials)
+    else:
+        amounts = token_counts(len(dictionary), specials)
+    return module_errors_as_config_errors(
+        LengthControlledPositions, embed_dim, dictionary.pad(), cfg.max_target_positions, cfg.positions, amounts
+    )
+
+
 def treat_embeddings(stack, cfg, dim):
     """Install the embedding treatment of ``cfg`` on an encoder or decoder (vanilla and scaled
     are fairseq's own ``--no-scale-embedding`` switch, set in ``build_model``)."""
@@ -228,6 +253,8 @@ class ComposableTransformerDecoder(TransformerDecoderBase):
         super().__init__(cfg, dictionary, embed_tokens, no_encoder_attn, output_projection)
         if cfg.positions == "shape" and self.embed_positions is not None:
             self.embed_positions = build_positions(cfg, "decoder", self.padding_idx, self.embed_dim)
+        if cfg.positions in LENGTH_ENCODINGS:
+            self.embed_positions = build_length_positions(cfg, dictionary, self.embed_dim)
         treat_embeddings(self, cfg, embed_tokens.embedding_dim)
 
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
