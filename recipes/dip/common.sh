@@ -1,0 +1,23 @@
+# Shared settings of the DIP recipe (sourced by the other scripts).
+#   WORK_DIR  where everything goes (default dip)
+#   SMALL=1   sklearn digits, one seed, 2 epochs: every step in about a minute on 2 CPU cores
+#   RAW_DIR   a directory with the Fashion-MNIST IDX files (default: where prepare.sh finds them)
+set -euo pipefail
+die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
+SMALL=${SMALL:-0}
+WORK_DIR=${WORK_DIR:-dip}
+mkdir -p "$WORK_DIR"
+WORK_DIR=$(cd "$WORK_DIR" && pwd)
+METHODS="erm mixup0.2 mixup1.0 dip"
+if [[ $SMALL == 1 ]]; then
+    SEEDS=${SEEDS:-1}
+    EPOCHS=${EPOCHS:-2}
+    EVAL_SAMPLES=${EVAL_SAMPLES:-1,4}
+    DATA_FLAGS=(--data-format sklearn_digits)
+else
+    SEEDS=${SEEDS:-"1 2 3"}
+    EPOCHS=${EPOCHS:-10}
+    EVAL_SAMPLES=${EVAL_SAMPLES:-1,4,16,64}
+    DATA_FLAGS=(--data-format idx --valid-size 5000)
+fi
+DATA=$WORK_DIR/data
