@@ -17,6 +17,7 @@ setup(
         "numpy",
         "sacrebleu>=2.0",
         "sentencepiece",
+        "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
     ],
     extras_require={
         "test": ["pytest", "matplotlib"],
@@ -30,6 +31,7 @@ setup(
             "fairseq-plugins-params = fairseq_plugins.cli.params:main",
             "fairseq-plugins-shift-invariance = fairseq_plugins.cli.shift_invariance:main",
             "fairseq-plugins-extrapolation = fairseq_plugins.cli.extrapolation:main",
+            "fairseq-plugins-dip-evaluate = fairseq_plugins.cli.dip_evaluate:main",
         ]
     },
 )
