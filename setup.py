@@ -20,7 +20,7 @@ setup(
         "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
     ],
     extras_require={
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "matplotlib", "captum==0.9.0"],
     },
     entry_points={
         "console_scripts": [
@@ -31,6 +31,7 @@ setup(
             "fairseq-plugins-params = fairseq_plugins.cli.params:main",
             "fairseq-plugins-shift-invariance = fairseq_plugins.cli.shift_invariance:main",
             "fairseq-plugins-extrapolation = fairseq_plugins.cli.extrapolation:main",
+            "fairseq-plugins-influence = fairseq_plugins.cli.influence:main",
             "fairseq-plugins-dip-evaluate = fairseq_plugins.cli.dip_evaluate:main",
         ]
     },

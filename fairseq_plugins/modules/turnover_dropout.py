@@ -91,27 +91,24 @@ class TurnOverDropout(nn.Module):
     def forward(self, x):
         if self.ids is None:
             return x
-        rows = self.ids.numel() if self.rows_per_id is None else self.ids.numel() * self.rows_per_id
-        if self.rows_per_id is not None and x.size(self.batch_dim) == self.rows_per_id:
-            # Pair mode, first layer reached: the layers below ran once per test row;
-            # from here on block k of the batch is every test row paired with ids[k].
-            x = x.repeat(
-                *[self.ids.numel() if d == self.batch_dim else 1 for d in range(x.dim())]
-            )
-        if x.size(self.batch_dim) != rows:
+        bd, count = self.batch_dim, self.ids.numel()
+        # Pair mode: block k of the batch is every one of the n test rows under ids[k]; the
+        # first layer reached gets the n rows once and broadcasts them to count * n rows.
+        n = self.rows_per_id or 1
+        allowed = (count,) if self.rows_per_id is None else (n, count * n)
+        if x.size(bd) not in allowed:
             raise ValueError(
-                f"turn-over dropout got input {tuple(x.shape)} for {rows} rows of instance ids "
-                f"(batch dimension {self.batch_dim})"
+                f"turn-over dropout got input {tuple(x.shape)} for {count * n} rows of instance ids "
+                f"(batch dimension {bd})"
             )
-        ids = self.ids if self.rows_per_id is None else self.ids.repeat_interleave(self.rows_per_id)
-        mask = self.masks(ids.to(x.device), x.size(-1))
+        mask = self.masks(self.ids.to(x.device), x.size(-1))
         if self.flip:
             mask = ~mask
-        # (rows, dim) -> broadcastable to x: rows at batch_dim, dim last, ones elsewhere.
-        shape = [1] * x.dim()
-        shape[self.batch_dim] = mask.size(0)
-        shape[-1] = mask.size(1)
-        return x * mask.view(shape).to(x.dtype) / KEEP
+        scale = mask.to(x.dtype) / KEEP  # (count, dim): small; the one large op is the product below
+        grouped = x.unflatten(bd, (x.size(bd) // n, n))  # (..., count or 1, n, ..., dim)
+        shape = [1] * grouped.dim()
+        shape[bd], shape[-1] = count, scale.size(1)
+        return (grouped * scale.view(shape)).flatten(bd, bd + 1)
 
     def extra_repr(self):
         return f"seed={int(self.seed)}, batch_dim={self.batch_dim}"

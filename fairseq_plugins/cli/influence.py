@@ -1,0 +1,178 @@
+"""``fairseq-plugins-influence``: influence of every training instance on every test instance.
+
+For a checkpoint trained with turn-over dropout (``modules/turnover_dropout.py``)::
+
+    I(j, t) = L(t; 1 - m_j) - L(t; m_j)
+
+two forward passes per (test, training) pair, no gradients. Positive: training
+instance ``j`` helped test instance ``t``; negative: it hurt. Usage (task options
+as fairseq-validate takes them; ``--task`` defaults to the checkpoint's)::
+
+    fairseq-plugins-influence DATA --user-dir "$(fairseq-plugins-dir)" --path checkpoint_best.pt \\
+        --train-subset train --test-subset valid --out influence/
+
+writes ``influence.npy`` (test x train, rows and columns in dataset-index order),
+``self_influence.npy`` (``I(j, j)`` per training instance: large for instances
+the network could only memorise, e.g. mislabelled ones) and
+``summed_influence.npy`` (``sum_t I(j, t)`` over the test split: the most
+negative are the most harmful training instances, the ones to drop in data
+cleansing), and prints the top-k helpful and harmful training instances of each
+test instance.
+"""
+
+import logging
+import os
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.turnover_dropout import influence, turnover_layers
+
+
+def add_influence_args(parser):
+    group = parser.add_argument_group("influence")
+    group.add_argument("--test-subset", default="valid", help="split whose instances are explained (rows)")
+    group.add_argument("--out", required=True, metavar="DIR", help="directory for the .npy outputs")
+    group.add_argument("--top-k", type=int, default=3, help="helpful/harmful training instances printed per test instance")
+    group.add_argument("--print-tests", type=int, default=20, help="test instances whose top-k are printed (-1: all)")
+    group.add_argument("--pairs-per-batch", type=int, default=8192, help="(test, train) pairs per forward pass")
+
+
+def checkpoint_task_name(argv):
+    """The checkpoint's task, so that its options parse without --task (fairseq-validate needs --task)."""
+    from fairseq import checkpoint_utils
+
+    path = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--path"), None)
+    if path is None or not os.path.isfile(path):
+        raise ConfigError(f"--path: give the checkpoint file to explain (got {path})")
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    cfg = state.get("cfg") or {}
+    task = cfg.get("task") if hasattr(cfg, "get") else None
+    if task is not None and task.get("_name"):
+        return task["_name"]
+    return getattr(state.get("args"), "task", None)
+
+
+def parse_args(argv):
+    from fairseq import options
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    default_task = None if "--task" in argv else checkpoint_task_name(argv)
+
+    def parser():
+        p = options.get_validation_parser(default_task=default_task)
+        p.prog = "fairseq-plugins-influence"
+        add_influence_args(p)
+        return p
+
+    args = options.parse_args_and_arch(parser(), argv)
+    # Only what the command line gives overrides the checkpoint's configuration (as fairseq-validate).
+    overrides = vars(options.parse_args_and_arch(parser(), argv, suppress_defaults=True))
+    for flag, value in (("--top-k", args.top_k), ("--pairs-per-batch", args.pairs_per_batch)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1 (got {value})")
+    return args, overrides
+
+
+def load(args, overrides):
+    from fairseq import checkpoint_utils
+
+    models, saved_cfg, task = checkpoint_utils.load_model_ensemble_and_task([args.path], arg_overrides=overrides)
+    model = models[0].eval()
+    if not turnover_layers(model):
+        raise ConfigError(
+            f"--path {args.path}: the model has no turn-over dropout layers; train it with --turnover-dropout "
+            "(e.g. --arch turnover_image_mlp --criterion turnover_cross_entropy) to estimate influence"
+        )
+    splits = {}
+    for flag, subset in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
+        task.load_dataset(subset, combine=False, epoch=1, task_cfg=saved_cfg.task)
+        splits[flag] = task.dataset(subset)
+    return model, splits["--train-subset"], splits["--test-subset"]
+
+
+def batches(dataset, batch_size, flag):
+    """Collated batches in dataset-index order, every instance once (nothing dropped or filtered)."""
+    for start in range(0, len(dataset), batch_size):
+        sample = dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        if "id" not in sample:
+            raise ConfigError(f"{flag}: the task's batches carry no 'id' (instance index); turn-over dropout needs it")
+        yield sample
+
+
+def row_losses(model, sample, rows_per_id=None):
+    """Cross-entropy of each row; in pair mode the targets repeat once per training id."""
+    logits = model(**sample["net_input"])
+    lprobs = model.get_normalized_probs(logits, log_probs=True)
+    target = sample["target"]
+    if lprobs.size(0) != target.numel():
+        target = target.repeat(lprobs.size(0) // target.numel())
+    return -lprobs.gather(1, target[:, None]).squeeze(1)
+
+
+@torch.no_grad()
+def influence_matrix(model, train, test, pairs_per_batch, progress=True):
+    """(len(test), len(train)) float32 matrix of I(train j, test t), test rows by dataset index."""
+    matrix = np.zeros((len(test), len(train)), dtype=np.float32)
+    test_rows = min(len(test), pairs_per_batch)
+    ids_per_pass = max(1, pairs_per_batch // test_rows)
+    test_batches = list(batches(test, test_rows, "--test-subset"))
+    train_ids = torch.arange(len(train))
+    passes = len(test_batches) * -(-len(train) // ids_per_pass)
+    with tqdm(total=passes, desc="influence (test x train)", unit="pass", disable=not progress, file=sys.stderr) as bar:
+        for sample in test_batches:
+            n = sample["id"].numel()
+            for start in range(0, len(train), ids_per_pass):
+                ids = train_ids[start : start + ids_per_pass]
+                scores = influence(model, lambda: row_losses(model, sample), ids, rows_per_id=n)
+                matrix[sample["id"].numpy()[:, None], ids.numpy()[None, :]] = scores.view(len(ids), n).T.numpy()
+                bar.update()
+    return matrix
+
+
+@torch.no_grad()
+def self_influence(model, train, batch_size, progress=True):
+    """I(j, j) for every training instance j: its own loss without versus with its sub-network."""
+    scores = np.zeros(len(train), dtype=np.float32)
+    for sample in tqdm(list(batches(train, batch_size, "--train-subset")), desc="self-influence", disable=not progress, file=sys.stderr):
+        scores[sample["id"].numpy()] = influence(model, lambda: row_losses(model, sample), sample["id"]).numpy()
+    return scores
+
+
+def describe(ids, scores):
+    return ", ".join(f"{j} ({s:+.3f})" for j, s in zip(ids, scores))
+
+
+def report(matrix, self_scores, summed, top_k, print_tests):
+    shown = len(matrix) if print_tests < 0 else min(print_tests, len(matrix))
+    for t in range(shown):
+        order = np.argsort(matrix[t])
+        print(f"test {t}: helpful {describe(order[::-1][:top_k], matrix[t, order[::-1][:top_k]])} | "
+              f"harmful {describe(order[:top_k], matrix[t, order[:top_k]])}")
+    order = np.argsort(self_scores)[::-1][:top_k]
+    print(f"highest self-influence (candidates for mislabelled data): {describe(order, self_scores[order])}")
+    order = np.argsort(summed)[:top_k]
+    print(f"most harmful to the test split (summed influence): {describe(order, summed[order])}")
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, force=True)
+    args, overrides = parse_args(argv)
+    model, train, test = load(args, overrides)
+    progress = not args.no_progress_bar
+    matrix = influence_matrix(model, train, test, args.pairs_per_batch, progress)
+    self_scores = self_influence(model, train, args.pairs_per_batch, progress)
+    summed = matrix.sum(0)
+    os.makedirs(args.out, exist_ok=True)
+    for name, array in (("influence", matrix), ("self_influence", self_scores), ("summed_influence", summed)):
+        np.save(os.path.join(args.out, f"{name}.npy"), array)
+    report(matrix, self_scores, summed, args.top_k, args.print_tests)
+    print(f"wrote {args.out}/influence.npy ({matrix.shape[0]} test x {matrix.shape[1]} train), "
+          "self_influence.npy, summed_influence.npy")
+
+
+if __name__ == "__main__":
+    main()
