@@ -67,8 +67,8 @@ w('$TEXT/toy', (('train', 3000), ('valid', 100), ('test', 120)), src='en', tgt='
     for year in "${TEST_YEARS[@]}"; do
         for lang in en de; do
             # test-full/ holds the full newstest2014 (3003 sentences); dev/ the other years.
-            sgm=$(ls "$orig"/test-full/newstest${year}-*.$lang.sgm "$orig"/dev/newstest${year}*.$lang.sgm 2>/dev/null | head -1) \
-                || true
+            sgm=$(ls "$orig"/test-full/newstest${year}-*.$lang.sgm 2>/dev/null || ls "$orig"/dev/newstest${year}*.$lang.sgm 2>/dev/null || true)
+            sgm=${sgm%%$'\n'*}
             [[ -n "$sgm" ]] || die "no newstest$year .$lang.sgm in the extracted archives under $orig"
             python "$HERE/text_tools.py" sgm "$sgm" "$TEXT/newstest$year.$lang"
         done
