@@ -27,12 +27,14 @@ import fairseq_plugins  # noqa: F401  (fills fairseq's registries, installs the 
 from fairseq import checkpoint_utils
 
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
+from fairseq_plugins.errors import ConfigError
 
 logger = logging.getLogger("fairseq_plugins.dip_evaluate")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="fairseq-plugins-dip-evaluate", description=__doc__.split("\n\n")[0])
+    parser.usage = argparse.SUPPRESS  # an error is one line, `prog: error: msg`
     parser.add_argument("data", help="the data directory the checkpoints were trained on")
     parser.add_argument("--dip", nargs="+", default=[], metavar="CKPT", help="checkpoints trained with dip_cross_entropy")
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=CKPT[,CKPT...]",
@@ -110,6 +112,11 @@ def evaluate(args):
         clean = []
         for path in args.dip:
             model, cfg, task, dataset = load(path, args.data, args.subset)
+            if cfg.criterion._name != "dip_cross_entropy":
+                raise ConfigError(
+                    f"--dip {path}: trained with --criterion {cfg.criterion._name}, not dip_cross_entropy; "
+                    f"evaluate it with --baseline NAME={path}"
+                )
             results["examples"] = len(dataset)
             for s in args.samples:
                 cfg.criterion.dip_eval_samples = s

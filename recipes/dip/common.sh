@@ -16,7 +16,7 @@ if [[ $SMALL == 1 ]]; then
     DATA_FLAGS=(--data-format sklearn_digits)
 else
     SEEDS=${SEEDS:-"1 2 3"}
-    EPOCHS=${EPOCHS:-10}
+    EPOCHS=${EPOCHS:-8}
     EVAL_SAMPLES=${EVAL_SAMPLES:-1,4,16,64}
     DATA_FLAGS=(--data-format idx --valid-size 5000)
 fi

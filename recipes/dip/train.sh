@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # train.sh METHOD SEED: one fairseq-train run; METHOD is erm, mixup0.2, mixup1.0 or dip.
 # Every method trains the same backbone with the same budget: image_mlp (2 hidden layers of 256),
-# Adam lr 1e-3, batch 128, EPOCHS epochs (10; SMALL=1: 2), the last checkpoint is evaluated.
-# DIP: lam = max(u, 1-u), u ~ Beta(1, 1); 4 mixes per example in training, 8 in the per-epoch
+# Adam lr 1e-3, batch 128, EPOCHS epochs (8; SMALL=1: 2), the last checkpoint is evaluated.
+# DIP: lam = max(u, 1-u), u ~ Beta(1, 1); 2 mixes per example in training, 8 in the per-epoch
 # validation, a pool of 1000 training images. Extra arguments go to fairseq-train.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
@@ -11,7 +11,7 @@ METHOD=$1 SEED=$2; shift 2
 case $METHOD in
     erm) CRITERION=(--criterion classification_cross_entropy) ;;
     mixup0.2|mixup1.0) CRITERION=(--criterion mixup_cross_entropy --mixup-alpha "${METHOD#mixup}") ;;
-    dip) CRITERION=(--criterion dip_cross_entropy --dip-alpha 1.0 --dip-train-samples 4 --dip-eval-samples 8
+    dip) CRITERION=(--criterion dip_cross_entropy --dip-alpha 1.0 --dip-train-samples 2 --dip-eval-samples 8
                     --dip-pool-size 1000) ;;
     *) die "METHOD $METHOD: choose one of $METHODS" ;;
 esac
