@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from fairseq_plugins.errors import ConfigError
@@ -103,14 +104,33 @@ def batches(dataset, batch_size, flag):
         yield sample
 
 
-def row_losses(model, sample, rows_per_id=None):
-    """Cross-entropy of each row; in pair mode the targets repeat once per training id."""
-    logits = model(**sample["net_input"])
-    lprobs = model.get_normalized_probs(logits, log_probs=True)
-    target = sample["target"]
-    if lprobs.size(0) != target.numel():
-        target = target.repeat(lprobs.size(0) // target.numel())
-    return -lprobs.gather(1, target[:, None]).squeeze(1)
+def row_losses(model, net_input, target):
+    """Cross-entropy of each row; when the model tiled its rows, the targets repeat once per id."""
+    logits = model(**net_input)
+    logits = logits[0] if isinstance(logits, tuple) else logits  # sentence_prediction models: (logits, extra)
+    target = target.view(-1)  # sentence_prediction targets are (B, 1)
+    if logits.size(0) != target.numel():
+        target = target.repeat(logits.size(0) // target.numel())
+    return F.cross_entropy(logits.float(), target.view(-1), reduction="none")
+
+
+def repeat_rows(net_input, times, rows):
+    """Every tensor with ``rows`` rows repeated ``times`` over (block k = all rows again)."""
+    return {
+        key: value.repeat(times, *[1] * (value.dim() - 1)) if torch.is_tensor(value) and value.size(0) == rows else value
+        for key, value in net_input.items()
+    }
+
+
+def pair_influence(model, sample, ids):
+    """I(ids[k], test row r) for every pair, as a (len(ids), n) tensor."""
+    n = sample["id"].numel()
+    if getattr(model, "tiles_at_first_mask", False):
+        scores = influence(model, lambda: row_losses(model, sample["net_input"], sample["target"]), ids, rows_per_id=n)
+    else:
+        net_input, target = repeat_rows(sample["net_input"], len(ids), n), sample["target"].view(-1).repeat(len(ids))
+        scores = influence(model, lambda: row_losses(model, net_input, target), ids.repeat_interleave(n))
+    return scores.view(len(ids), n)
 
 
 @torch.no_grad()
@@ -124,11 +144,9 @@ def influence_matrix(model, train, test, pairs_per_batch, progress=True):
     passes = len(test_batches) * -(-len(train) // ids_per_pass)
     with tqdm(total=passes, desc="influence (test x train)", unit="pass", disable=not progress, file=sys.stderr) as bar:
         for sample in test_batches:
-            n = sample["id"].numel()
             for start in range(0, len(train), ids_per_pass):
                 ids = train_ids[start : start + ids_per_pass]
-                scores = influence(model, lambda: row_losses(model, sample), ids, rows_per_id=n)
-                matrix[sample["id"].numpy()[:, None], ids.numpy()[None, :]] = scores.view(len(ids), n).T.numpy()
+                matrix[sample["id"].numpy()[:, None], ids.numpy()[None, :]] = pair_influence(model, sample, ids).T.numpy()
                 bar.update()
     return matrix
 
@@ -138,7 +156,9 @@ def self_influence(model, train, batch_size, progress=True):
     """I(j, j) for every training instance j: its own loss without versus with its sub-network."""
     scores = np.zeros(len(train), dtype=np.float32)
     for sample in tqdm(list(batches(train, batch_size, "--train-subset")), desc="self-influence", disable=not progress, file=sys.stderr):
-        scores[sample["id"].numpy()] = influence(model, lambda: row_losses(model, sample), sample["id"]).numpy()
+        scores[sample["id"].numpy()] = influence(
+            model, lambda: row_losses(model, sample["net_input"], sample["target"]), sample["id"]
+        ).numpy()
     return scores
 
 

@@ -1,4 +1,4 @@
-"""Image classifiers with turn-over dropout (``modules/turnover_dropout.py``) on their hidden layers.
+"""Classifiers with turn-over dropout (``modules/turnover_dropout.py``) on their hidden layers.
 
 ``turnover_image_classifier`` is ``image_classifier`` (``models/image_classifiers.py``) with a
 TurnOverDropout layer after the ReLU (and ordinary dropout) of hidden layers; presets
@@ -12,6 +12,15 @@ network. Parameter names equal ``image_classifier``'s (each hidden dropout becom
 |---|---|---|
 | ``--turnover-dropout`` | ``all`` (every hidden layer), ``last`` (the last hidden layer) | ``all`` |
 | ``--turnover-seed`` | integer: layer k's mask seed is ``seed * 65536 + k`` (stored in the checkpoint) | 0 |
+
+``turnover_transformer_classifier`` is ``transformer_classifier`` (``--task sentence_prediction``)
+with a TurnOverDropout layer on the FFN hidden units (after fc1's activation) of every encoder
+layer, and ``--turnover-seed`` as above.
+
+``tiles_at_first_mask``: True where everything after the first turn-over layer is computed row by
+row (the MLP/CNN), so the influence command may run the layers below it once per test instance
+(``use_instances(..., rows_per_id=n)``); the transformer's residual streams bypass its masks, so
+the command repeats its whole input per training instance instead.
 """
 
 from dataclasses import dataclass, field
@@ -22,9 +31,25 @@ from fairseq.models import register_model, register_model_architecture
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig, image_cnn, image_mlp
+from fairseq_plugins.models.transformer_classifier import TransformerClassifier, TransformerClassifierConfig
 from fairseq_plugins.modules.turnover_dropout import TurnOverDropout, turnover_layers
 
 PLACEMENTS = ("all", "last")
+
+
+SEED_HELP = "seed of the per-instance masks (layer k: seed * 65536 + k)"
+
+
+def layer_seed(cfg, k):
+    return cfg.turnover_seed * 65536 + k
+
+
+def require_instance_ids(model):
+    if model.training and turnover_layers(model)[0].ids is None:
+        raise ConfigError(
+            "--arch turnover_*: training runs each instance's own sub-network and needs the batch's "
+            "instance ids; use --criterion turnover_cross_entropy"
+        )
 
 
 @dataclass
@@ -32,11 +57,13 @@ class TurnOverImageClassifierConfig(ImageClassifierConfig):
     turnover_dropout: str = field(
         default="all", metadata={"help": f"hidden layers with turn-over dropout: one of {', '.join(PLACEMENTS)}"}
     )
-    turnover_seed: int = field(default=0, metadata={"help": "seed of the per-instance masks (layer k: seed * 65536 + k)"})
+    turnover_seed: int = field(default=0, metadata={"help": SEED_HELP})
 
 
 @register_model("turnover_image_classifier", dataclass=TurnOverImageClassifierConfig)
 class TurnOverImageClassifier(ImageClassifier):
+    tiles_at_first_mask = True
+
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__(cfg, image_shape, num_classes)
         if cfg.turnover_dropout not in PLACEMENTS:
@@ -47,14 +74,10 @@ class TurnOverImageClassifier(ImageClassifier):
         if cfg.turnover_dropout == "last":
             hidden = hidden[-1:]
         for k, i in enumerate(hidden):
-            self.encoder[i] = nn.Sequential(self.encoder[i], TurnOverDropout(seed=cfg.turnover_seed * 65536 + k))
+            self.encoder[i] = nn.Sequential(self.encoder[i], TurnOverDropout(seed=layer_seed(cfg, k)))
 
     def encode(self, images, **kwargs):
-        if self.training and turnover_layers(self)[0].ids is None:
-            raise ConfigError(
-                "--arch turnover_*: training runs each instance's own sub-network and needs the batch's "
-                "instance ids; use --criterion turnover_cross_entropy"
-            )
+        require_instance_ids(self)
         return super().encode(images, **kwargs)
 
 
@@ -66,3 +89,24 @@ def turnover_image_mlp(args):
 @register_model_architecture("turnover_image_classifier", "turnover_image_cnn")
 def turnover_image_cnn(args):
     image_cnn(args)
+
+
+@dataclass
+class TurnOverTransformerClassifierConfig(TransformerClassifierConfig):
+    turnover_seed: int = field(default=0, metadata={"help": SEED_HELP})
+
+
+@register_model("turnover_transformer_classifier", dataclass=TurnOverTransformerClassifierConfig)
+class TurnOverTransformerClassifier(TransformerClassifier):
+    tiles_at_first_mask = False
+
+    def __init__(self, cfg, dictionary):
+        super().__init__(cfg, dictionary)
+        for k, layer in enumerate(self.layers):  # FFN hidden units are (T, B, ffn): batch dimension 1
+            layer.activation_dropout_module = nn.Sequential(
+                layer.activation_dropout_module, TurnOverDropout(seed=layer_seed(cfg, k), batch_dim=1)
+            )
+
+    def forward_from_mixing_point(self, features, padding, classification_head_name=None):
+        require_instance_ids(self)
+        return super().forward_from_mixing_point(features, padding, classification_head_name)
