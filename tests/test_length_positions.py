@@ -97,8 +97,9 @@ def ldpe_checkpoint(toy_bin, tmp_path_factory):
 
 
 def generate(toy_bin, checkpoint, *flags, check=True):
+    # An output cap keeps the barely trained model's decoding short.
     return run_cli("fairseq-generate", toy_bin, "--user-dir", USER_DIR, "--path", checkpoint, "--gen-subset", "test",
-                   "--beam", 2, "--batch-size", 32, *flags, check=check)
+                   "--beam", 2, "--batch-size", 64, "--max-len-a", 0, "--max-len-b", 12, *flags, check=check)
 
 
 def test_generate_with_a_desired_length(toy_bin, ldpe_checkpoint):

