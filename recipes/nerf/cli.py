@@ -14,7 +14,7 @@ from .config import OneLineErrors, add_arguments, from_arguments
 from .edits import EditOptions, Selection
 from .registry import EDITS, QUERIES, ConfigError, lookup
 from .scene import SceneConfig, camera_rays, look_at, make_scene
-from .train import FeatureTargets, TrainConfig, load_run, open_scene, psnr, teacher_targets, train
+from .train import TrainConfig, load_run, open_scene, psnr, set_threads, teacher_targets, train
 
 
 def build_parser():
@@ -30,7 +30,7 @@ def build_parser():
     p = commands.add_parser("query", help="turn a patch, a click or a class name into a 3D selection")
     p.add_argument("--run", required=True, help="run directory written by train")
     p.add_argument("--name", required=True, help="the query's name (saved as RUN/queries/NAME.json)")
-    p.add_argument("--threshold", type=float, default=0.7, help="cosine similarity above which a point is selected (default: 0.7)")
+    p.add_argument("--threshold", type=float, default=0.5, help="cosine similarity above which a point is selected (default: 0.5)")
     group = p.add_mutually_exclusive_group(required=True)
     for name, cls in sorted(QUERIES.items()):
         group.add_argument(cls.flag, nargs=len(cls.metavar), metavar=cls.metavar, help=f"{name} query")
@@ -55,12 +55,16 @@ def build_parser():
     p.add_argument("--scene", default="", help="scene directory (default: the one the run was trained on)")
     p.add_argument("--query", action="append", default=[], help="saved query to score (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    for name, sub in commands.choices.items():
+        if name != "train":  # train declares it in TrainConfig
+            sub.add_argument("--threads", type=int, default=1, help="CPU threads for torch (0: torch's default; default: 1)")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        set_threads(args.threads)
         COMMANDS[args.command](args)
     except ConfigError as error:
         print(f"python -m recipes.nerf {args.command}: error: {error}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Edits of a 3D selection, applied to the samples' densities and colours at render time.
 
 A selection is the set of points whose distilled feature has cosine similarity above a threshold
-with a query vector: S = {x : cos(f(x), q) > tau} (Kobayashi et al. 2022, Sec. 4). Deleting sets
+with a query vector: S = {x : cos(f(x), q) > tau} (Kobayashi et al. 2022, Sec. 4), here evaluated
+on the feature grid's voxels (see ``Selection``). Deleting sets
 sigma = 0 in S, extracting sets sigma = 0 outside S, recolouring replaces the hue of c in S, and
 translating by d renders sigma'(x) = sigma(x)[x not in S] + sigma(x - d)[x - d in S].
 """
@@ -15,14 +16,40 @@ from .registry import register_edit
 
 
 class Selection:
-    def __init__(self, vector, threshold):
-        self.vector, self.threshold = vector, threshold
+    """S: points whose interpolated feature is similar to the query, plus unobserved space next to them.
+
+    Voxels that no training ray reached (an object's inside, the ground under it) keep their
+    initial zero feature, so no query selects them; deleting or moving the surface would leave
+    their density behind as floaters. ``fill`` grows S, on the feature grid's voxels, into such
+    unobserved voxels, one voxel per step (a flood fill reaching ``fill`` voxels from the observed
+    selection); a point is in S if its own feature is similar or the filled grid, interpolated,
+    exceeds 1/2 there.
+    """
+
+    def __init__(self, vector, threshold, fill=8):
+        self.vector, self.threshold, self.fill = vector, threshold, fill
+        self.grid = None
+
+    def voxels(self, model):
+        if self.grid is None:
+            features = model.features.grid[0].detach()  # [D, Z, Y, X]
+            similar = F.cosine_similarity(features, self.vector.to(features.device)[:, None, None, None], dim=0) > self.threshold
+            unobserved = features.abs().amax(0) == 0
+            selected = similar.float()[None, None]
+            for _ in range(self.fill):
+                grown = F.max_pool3d(selected, 3, stride=1, padding=1)
+                selected = torch.where(unobserved[None, None], grown, selected)
+            self.grid = selected
+        return self.grid
 
     def __call__(self, model, points):
         """[P] bool: which points [P,3] are selected."""
-        if len(points) == 0:
-            return torch.zeros(0, dtype=torch.bool, device=points.device)
-        return F.cosine_similarity(model.features(points), self.vector.to(points.device)[None], dim=-1) > self.threshold
+        grid = self.voxels(model)
+        aabb = model.features.aabb
+        normalised = ((points - aabb[0]) / (aabb[1] - aabb[0]) * 2 - 1).clamp(-1, 1)
+        filled = F.grid_sample(grid, normalised.view(1, 1, 1, -1, 3), mode="bilinear", align_corners=True).view(-1) > 0.5
+        similar = F.cosine_similarity(model.features(points), self.vector.to(points.device)[None], dim=-1) > self.threshold
+        return similar | filled
 
 
 @dataclass
