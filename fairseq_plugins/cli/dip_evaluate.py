@@ -155,15 +155,16 @@ def plot(results, path):
         dip = results["dip"]
         if dip:
             samples = [int(s) for s in dip["samples"]]
-            axes.errorbar(samples, [dip["samples"][str(s)]["mean"] for s in samples],
+            axes.errorbar(samples, [dip["samples"][str(s)]["mean"] for s in samples], color="C0",
                           yerr=[dip["samples"][str(s)]["std"] for s in samples], marker="o", capsize=3, label="DIP")
             axes.set_xscale("log", base=2)
             axes.set_xticks(samples, [str(s) for s in samples])
-        for name, result in results["baselines"].items():
-            line = axes.axhline(result["mean"], linestyle="--", label=name)
-            axes.axhspan(result["mean"] - result["std"], result["mean"] + result["std"], color=line.get_color(), alpha=0.15)
+        for index, (name, result) in enumerate(results["baselines"].items(), start=1):
+            color = f"C{index}"  # C0 is DIP's
+            axes.axhline(result["mean"], linestyle="--", color=color, label=f"{name} (clean input)")
+            axes.axhspan(result["mean"] - result["std"], result["mean"] + result["std"], color=color, alpha=0.15)
         axes.set_xlabel("S (mixes averaged per example)")
-        axes.set_ylabel(f"{results['subset']} accuracy (%)")
+        axes.set_ylabel(f"{results['subset']} accuracy (%), mean ± std over checkpoints")
         axes.legend()
 
     save_png(path, draw)
