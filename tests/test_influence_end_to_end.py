@@ -105,6 +105,13 @@ def test_checkpoint_without_turnover_dropout_is_one_line(noisy_digits, tmp_path)
     one_line_error(result, "no turn-over dropout layers", "--arch turnover_image_mlp")
 
 
+def test_missing_checkpoint_is_one_line(noisy_digits, tmp_path):
+    for task in ([], ["--task", "image_classification"]):
+        result = run_cli("fairseq-plugins-influence", noisy_digits, "--user-dir", USER_DIR, *task,
+                         "--path", tmp_path / "nothing.pt", "--out", tmp_path / "out", check=False)
+        one_line_error(result, "--path: give the checkpoint file to explain", "nothing.pt")
+
+
 def test_training_without_instance_ids_is_one_line(noisy_digits, tmp_path):
     result = run_cli("fairseq-train", noisy_digits, "--user-dir", USER_DIR, *MODEL, "--arch", "turnover_image_mlp",
                      "--criterion", "classification_cross_entropy", "--max-epoch", 1, "--save-dir", tmp_path,

@@ -42,13 +42,17 @@ def add_influence_args(parser):
     group.add_argument("--pairs-per-batch", type=int, default=8192, help="(test, train) pairs per forward pass")
 
 
-def checkpoint_task_name(argv):
-    """The checkpoint's task, so that its options parse without --task (fairseq-validate needs --task)."""
-    from fairseq import checkpoint_utils
-
+def checkpoint_path(argv):
     path = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--path"), None)
     if path is None or not os.path.isfile(path):
         raise ConfigError(f"--path: give the checkpoint file to explain (got {path})")
+    return path
+
+
+def checkpoint_task_name(path):
+    """The checkpoint's task, so that its options parse without --task (fairseq-validate needs --task)."""
+    from fairseq import checkpoint_utils
+
     state = checkpoint_utils.load_checkpoint_to_cpu(path)
     cfg = state.get("cfg") or {}
     task = cfg.get("task") if hasattr(cfg, "get") else None
@@ -61,7 +65,8 @@ def parse_args(argv):
     from fairseq import options
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    default_task = None if "--task" in argv else checkpoint_task_name(argv)
+    path = checkpoint_path(argv)
+    default_task = None if "--task" in argv else checkpoint_task_name(path)
 
     def parser():
         p = options.get_validation_parser(default_task=default_task)
