@@ -33,6 +33,7 @@ def test_small_recipe_trains_queries_edits_and_evaluates(tmp_path):
         + [f"edit-{op}.png" for op in ("delete", "recolor", "translate", "extract")]
     )
     assert len(list((work / "edit-translate").glob("frame_*.png"))) == 3
+    assert len(list((work / "orbit").glob("frame_*.png"))) == 4
 
     missing = run_nerf("edit", "--run", run, "--query", "nope", "--out", tmp_path / "x", check=False)
     assert missing.returncode == 1 and "--query 'nope' is not saved" in missing.stderr and missing.stderr.count("\n") == 1

@@ -117,16 +117,17 @@ def ball_model(centre=(0.0, 0.0, 0.0), radius=0.4):
     """A dense ball of one colour whose feature is e_1; everything else empty with feature e_0."""
     aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
     model = FeatureFieldModel(aabb, resolution=32, feature_resolution=16, feature_dim=2)
+    def inside(grid):
+        nz, ny, nx = grid.shape[2:]
+        z, y, x = torch.meshgrid(*(torch.linspace(-1, 1, n) for n in (nz, ny, nx)), indexing="ij")
+        return ((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) < radius**2
+
     with torch.no_grad():
-        for grid, channels in ((model.radiance.density_grid, None), (model.features, None)):
-            nz, ny, nx = grid.grid.shape[2:]
-            z, y, x = torch.meshgrid(*(torch.linspace(-1, 1, n) for n in (nz, ny, nx)), indexing="ij")
-            inside = ((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) < radius**2
-            if grid is model.features:
-                grid.grid[0, 0] = (~inside).float()
-                grid.grid[0, 1] = inside.float()
-            else:
-                grid.grid[0, 0] = torch.where(inside, 10.0, -30.0)
+        ball = inside(model.radiance.density_grid.grid)
+        model.radiance.density_grid.grid[0, 0] = torch.where(ball, 10.0, -30.0)
+        ball = inside(model.features.grid)
+        model.features.grid[0, 0] = (~ball).float()
+        model.features.grid[0, 1] = ball.float()
         model.radiance.colour_grid.grid[0, 0] = 3.0  # red
         model.radiance.colour_grid.grid[0, 1:] = -3.0
     return model

@@ -10,10 +10,12 @@ if [[ "${SMALL:-0}" == 1 ]]; then
   scene_flags=(--resolution 32 --train-views 30 --val-views 2 --test-views 3)
   train_flags=(--iterations 300 --coarse-resolution 24 --resolution 48 --feature-resolution 24 --batch-rays 1024 --eval-every 150)
   teachers=(oracle)
+  orbit_frames=4
 else
   scene_flags=()
   train_flags=(--minutes 5)
   teachers=(oracle efficientnet-lite0)
+  orbit_frames=24
 fi
 mkdir -p "$WORK_DIR/figures"
 uptime
@@ -32,6 +34,7 @@ for teacher in "${teachers[@]}"; do
 done
 run="$WORK_DIR/run-oracle"
 nerf render --run "$run" --split test --out "$WORK_DIR/render-test" --sheet 6
+nerf render --run "$run" --out "$WORK_DIR/orbit" --frames "$orbit_frames"
 nerf edit --run "$run" --query sphere-patch --op delete --out "$WORK_DIR/edit-delete" --sheet 6
 nerf edit --run "$run" --query sphere-patch --op recolor --colour 0.2 0.5 1.0 --out "$WORK_DIR/edit-recolor" --sheet 6
 nerf edit --run "$run" --query box-click --op translate --offset 0 0.45 0 --out "$WORK_DIR/edit-translate" --sheet 6
