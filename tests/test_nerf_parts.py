@@ -91,6 +91,8 @@ def test_reader_errors_name_the_flag(tmp_path):
     os.remove(tmp_path / "train" / "r_1.png")
     with pytest.raises(registry.ConfigError, match="r_1.png"):
         BlenderScene(str(tmp_path)).load("train")
+    result = run_nerf("train", "--scene", tmp_path, "--out", tmp_path / "run", "--iterations", 0, check=False)
+    assert result.returncode == 1 and "--iterations must be >= 1, got 0" in result.stderr and result.stderr.count("\n") == 1
     result = run_nerf("train", "--scene", tmp_path, "--teacher", "clip", check=False)
     assert result.returncode == 2 and "--teacher" in result.stderr and "Traceback" not in result.stderr
 

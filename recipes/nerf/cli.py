@@ -93,6 +93,8 @@ def query_context(cfg, mean, basis):
 
 
 def run_query(args):
+    if not -1 <= args.threshold < 1:
+        raise ConfigError(f"--threshold is a cosine similarity in [-1, 1), got {args.threshold}")
     cfg, model, mean, basis = load_run(args.run)
     scene, context = query_context(cfg, mean, basis)
     kind = next(name for name, cls in QUERIES.items() if getattr(args, cls.flag[2:]) is not None)

@@ -143,9 +143,22 @@ def evaluate_psnr(model, views, background, device):
     return sum(values) / len(values)
 
 
-def train(cfg: TrainConfig):
+def check(cfg):
     if not cfg.out:
         raise ConfigError("--out: give a directory for the run")
+    for flag, value in (("--iterations", cfg.iterations), ("--batch-rays", cfg.batch_rays), ("--feature-rays", cfg.feature_rays),
+                        ("--eval-every", cfg.eval_every), ("--occupancy-every", cfg.occupancy_every), ("--feature-dim", cfg.feature_dim)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    for flag, value in (("--resolution", cfg.resolution), ("--coarse-resolution", cfg.coarse_resolution), ("--feature-resolution", cfg.feature_resolution)):
+        if value < 4:
+            raise ConfigError(f"{flag} must be >= 4 voxels, got {value}")
+    if not 0 <= cfg.upsample_at <= 1:
+        raise ConfigError(f"--upsample-at is a fraction of --iterations (0 to 1), got {cfg.upsample_at}")
+
+
+def train(cfg: TrainConfig):
+    check(cfg)
     torch.manual_seed(cfg.seed)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
