@@ -65,8 +65,11 @@ def parse_args(argv):
     from fairseq import options
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    path = checkpoint_path(argv)
-    default_task = None if "--task" in argv else checkpoint_task_name(path)
+    asks_help = "-h" in argv or "--help" in argv
+    default_task = "image_classification" if asks_help else None  # help lists that task's options
+    if not asks_help:
+        path = checkpoint_path(argv)
+        default_task = None if "--task" in argv else checkpoint_task_name(path)
 
     def parser():
         p = options.get_validation_parser(default_task=default_task)
