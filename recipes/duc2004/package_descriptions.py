@@ -7,10 +7,10 @@ these; the set is the machine's installed packages, so its size varies a little 
 
     python package_descriptions.py OUT_DIR [--status /var/lib/dpkg/status]
 
-writes ``{train,valid,test}.{article,headline}``: articles are the description's first 60 words,
-lowercased like Rush et al.'s Gigaword; repeated descriptions (e.g. a library's variants) are
-kept once, and pairs are split by a hash of the article, so a pair stays in the same split on
-every machine.
+writes ``{train,valid,test}.{article,headline}``: articles are the description's first 30
+words (Gigaword's are one sentence), lowercased like Rush et al.'s Gigaword; a description
+repeated by several packages (e.g. a library's variants) is kept once, and pairs are split by a
+hash of the article, so a pair stays in the same split on every machine.
 """
 
 import argparse
@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-ARTICLE_WORDS = 60
+ARTICLE_WORDS = 30
 MIN_ARTICLE_WORDS = 10
 DESCRIPTION = re.compile(r"^Description: (.*)\n((?: .*\n?)*)", re.M)
 

@@ -60,7 +60,7 @@ if [[ $SMALL == 1 ]]; then
             --decoder-attention-heads 4)
     [[ $EXPERIMENT == alone-* ]] && MODEL+=(--alone-inter-dim 256)
     MAX_TOKENS=${MAX_TOKENS:-2048} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-2048} MAX_UPDATE=${MAX_UPDATE:-200}
-    WARMUP=50 LR=2e-3 SAVE_EVERY=20
+    WARMUP=50 LR=2e-3 SAVE_EVERY=10
     EXTRA=(--cpu --num-workers 0)
     gpus=0
 else
