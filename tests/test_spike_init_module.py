@@ -12,7 +12,6 @@ from fairseq_plugins.modules.spike_init import (
     EmbeddingTreatment,
     check_init_scheme,
     init_embedding_,
-    no_weight_decay_parameter_names,
     small_init_,
 )
 
@@ -142,28 +141,6 @@ def test_layernorm_standardises_each_position_and_owns_its_parameters():
     assert torch.allclose(std, torch.ones(6, 3), atol=0.01)
     for kind in ("vanilla", "scaled", "detach"):
         assert list(EmbeddingTreatment(kind, DIM).parameters()) == []
-
-
-def test_no_weight_decay_names_include_tied_copies():
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed_tokens = nn.Embedding(10, 8)
-            self.embed_positions = None
-            self.embed_treatment = EmbeddingTreatment("layernorm", 8)
-            self.layer = nn.Linear(8, 8)
-            self.output_projection = nn.Linear(8, 10, bias=False)
-            self.output_projection.weight = self.embed_tokens.weight
-
-    model = Model()
-    names = no_weight_decay_parameter_names(model, [model.embed_tokens, model.embed_positions])
-    assert names == {"embed_tokens.weight", "output_projection.weight"}
-    assert no_weight_decay_parameter_names(model, model.embed_treatment) == {
-        "embed_treatment.layer_norm.weight",
-        "embed_treatment.layer_norm.bias",
-    }
-    with pytest.raises(ValueError, match="not parameters of the model"):
-        no_weight_decay_parameter_names(model, [nn.Embedding(3, 8)])
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def monitored_run(lm_bin, tmp_path_factory):
 
 
 def grad_norm_lines(log, stack):
-    return [line.split("|")[-1].split() for line in log.splitlines() if f"layer grad norms" in line
+    return [line.split("|")[-1].split() for line in log.splitlines() if "layer grad norms" in line
             and f"| {stack} |" in line]
 
 

@@ -19,6 +19,14 @@ not::
         --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 \\
         --encoder-attention-heads 4 --decoder-attention-heads 4
 
+With ``--widths D [D ...]`` the command runs Spike No More's width analysis instead
+(``cli/width_analysis.py``): for each ``--embed-treatments`` and each width, the std of the
+residual stream after the embeddings and the per-layer bound terms at init, for Pre-LN models
+(a language model with ``--task language_modeling`` too)::
+
+    fairseq-plugins-gradnorm --task language_modeling --arch spike_transformer_lm --decoder-layers 2 \
+        --widths 128 256 512 1024 --plot widths.png
+
 Dropout follows the architecture's flags: pass ``--dropout 0`` for a deterministic probe.
 ``--seed`` fixes the initialisation; the batch depends on ``--seed`` alone, so architectures
 probed with one seed see the same tokens. Of fairseq's other flags only the model's and
@@ -33,11 +41,14 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from fairseq_plugins.cli.dataless import build_translation_model, model_flags_parser, parse_model_flags
+from fairseq_plugins.cli.dataless import build_model, model_flags_parser, parse_model_flags
+from fairseq_plugins.cli import width_analysis
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS
 
 STACKS = ("encoder", "decoder")
+WIDTH_TREATMENTS = ("vanilla", "scaled", "layernorm")
 
 
 def parse_args(argv=None):
@@ -51,7 +62,17 @@ def parse_args(argv=None):
     probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
     probe.add_argument("--json", action="store_true", help='print only {"encoder": [...], "decoder": [...]} to stdout')
     probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
+    widths = parser.add_argument_group("width analysis (Spike No More)")
+    widths.add_argument("--widths", type=int, nargs="+", metavar="D",
+                        help="run the width analysis for these model dimensions instead of the gradient probe")
+    widths.add_argument("--embed-treatments", nargs="+", default=list(WIDTH_TREATMENTS), metavar="T",
+                        help=f"treatments compared by --widths, from {', '.join(EMBED_TREATMENTS)}")
     args = parse_model_flags(parser, sys.argv[1:] if argv is None else argv)
+    if args.widths is not None and min(args.widths) < 1:
+        parser.error(f"--widths must be positive, got {min(args.widths)}")
+    bad = [t for t in args.embed_treatments if t not in EMBED_TREATMENTS]
+    if bad:
+        parser.error(f"--embed-treatments must be among {', '.join(EMBED_TREATMENTS)} (got {bad[0]!r})")
     if args.vocab_size < 5:
         parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
     for flag in ("batch_size", "src_len", "tgt_len"):
@@ -129,8 +150,15 @@ def main(argv=None):
     # fairseq's speech tasks configure the root logger at INFO when the task registry is imported.
     logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
+    if args.widths is not None:
+        results = width_analysis.run(args, args.widths, args.embed_treatments, args.batch_size, args.tgt_len,
+                                     args.vocab_size)
+        print(json.dumps(results) if args.json else width_analysis.format_table(results))
+        if args.plot is not None:
+            width_analysis.save_plot(args.plot, results, f"{args.arch}, seed {args.seed}")
+        return
     torch.manual_seed(args.seed)
-    model = build_translation_model(args, args.vocab_size)
+    model = build_model(args, args.vocab_size)
     dictionary = model.decoder.dictionary
     for stack in STACKS:
         if not hasattr(getattr(model, stack, None), "layers"):

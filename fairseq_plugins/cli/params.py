@@ -8,19 +8,25 @@ embeddings it also prints the filter statistics: density (fraction of nonzero
 filter entries) and the fraction of distinct filters::
 
     fairseq-plugins-params --arch alone_transformer_wmt_en_de --share-all-embeddings --vocab-size 32000
+    fairseq-plugins-params --task language_modeling --arch spike_transformer_lm_350m --vocab-size 50257
 """
 
 import json
 import logging
 import sys
 
-from fairseq_plugins.cli.dataless import build_translation_model, model_flags_parser, parse_model_flags
+from fairseq_plugins.cli.dataless import build_model, model_flags_parser, parse_model_flags
 from fairseq_plugins.modules.alone import AloneEmbedding, filter_statistics
+
+
+def model_stacks(model):
+    """The encoder and decoder of a translation model, the decoder of a language model."""
+    return {stack: getattr(model, stack) for stack in ("encoder", "decoder") if hasattr(model, stack)}
 
 
 def count_parameters(model):
     """``{"embedding": n, "rest": n, "total": n}``; shared tensors are counted once."""
-    embedding_modules = {model.encoder.embed_tokens, model.decoder.embed_tokens}
+    embedding_modules = {stack.embed_tokens for stack in model_stacks(model).values()}
     output_projection = getattr(model.decoder, "output_projection", None)
     if output_projection is not None:
         embedding_modules.add(output_projection)
@@ -45,9 +51,9 @@ def parse_args(argv):
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    model = build_translation_model(args, args.vocab_size)
+    model = build_model(args, args.vocab_size)
     report = {"arch": args.arch, "vocab_size": args.vocab_size, "parameters": count_parameters(model)}
-    alone = {stack: getattr(model, stack).embed_tokens for stack in ("encoder", "decoder")}
+    alone = {name: stack.embed_tokens for name, stack in model_stacks(model).items()}
     report["alone_filters"] = {
         stack: filter_statistics(embedding) for stack, embedding in alone.items() if isinstance(embedding, AloneEmbedding)
     }

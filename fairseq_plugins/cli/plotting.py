@@ -5,8 +5,9 @@ import io
 import os
 
 
-def save_png(path, draw, figsize=(6, 4)):
-    """Call ``draw(axes)`` on a new figure and write it to ``path``.
+def save_png(path, draw, figsize=(6, 4), panels=1):
+    """Call ``draw(axes)`` on a new figure (``axes``: one, or a sequence of ``panels`` side by side)
+    and write it to ``path``.
 
     The figure is rendered in memory first, so a failure never leaves a partial file.
     """
@@ -15,7 +16,7 @@ def save_png(path, draw, figsize=(6, 4)):
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=figsize)
+    figure, axes = pyplot.subplots(1, panels, figsize=figsize)
     draw(axes)
     figure.tight_layout()
     png = io.BytesIO()

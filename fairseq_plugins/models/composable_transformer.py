@@ -47,6 +47,7 @@ from fairseq.modules.transformer_layer import (
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
+from fairseq_plugins.models.weight_decay import exempt_from_weight_decay
 from fairseq_plugins.modules.alone import FILTER_KINDS, AloneEmbedding
 from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES, rescale_init_
 from fairseq_plugins.modules.length_positions import (
@@ -153,17 +154,21 @@ class ComposableTransformerOptions(FairseqDataclass):
         metadata={"help": "std of the token embeddings at init (default: fairseq's d**-0.5, or sqrt(2/(5d)) "
                   "with --init-scheme small)"},
     )
+    no_weight_decay_embeddings: bool = field(
+        default=False,
+        metadata={"help": "keep token and learned position embeddings out of --weight-decay (with any optimizer)"},
+    )
 
 
 OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTransformerOptions)}
 
 
-def validate_options(args):
-    """One line per bad value, naming the flag and what is allowed."""
+def validate_options(args, stacks=STACKS):
+    """One line per bad value, naming the flag and what is allowed (``stacks``: those the model has)."""
     choices = {"positions": POSITION_KINDS, "shape_eval_offset": EVAL_OFFSETS, "embeddings": EMBEDDING_KINDS,
                "length_unit": LENGTH_UNITS,
                "alone_filter": FILTER_KINDS, "init_scheme": INIT_SCHEMES, "embed_treatment": EMBED_TREATMENTS}
-    choices.update({f"{stack}_residual": RESIDUAL_SCHEMES for stack in STACKS})
+    choices.update({f"{stack}_residual": RESIDUAL_SCHEMES for stack in stacks})
     for name, allowed in choices.items():
         if getattr(args, name) not in allowed:
             flag = "--" + name.replace("_", "-")
@@ -172,7 +177,7 @@ def validate_options(args):
         raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")
     if args.embed_init_std is not None and args.embeddings != "standard":
         raise ConfigError("--embed-init-std initialises standard embeddings only; drop it with --embeddings alone")
-    for stack in STACKS:
+    for stack in stacks:
         scheme = getattr(args, f"{stack}_residual")
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":
             raise ConfigError(
@@ -279,6 +284,41 @@ class TiedAloneProjection(nn.Module):
         return F.linear(features, self.embedding.embedding_matrix())
 
 
+def initialize_parameters(stacks, args):
+    """Initialisation schemes applied on top of fairseq's, once, at build time, to the
+    ``stacks`` (encoder and decoder, or a language model's decoder alone)."""
+    if args.init_scheme == "small":
+        for stack in stacks:
+            small_init_(stack.layers, dim=stack.embed_tokens.embedding_dim)
+    embed_std = args.embed_init_std
+    if embed_std is None and args.init_scheme == "small":
+        embed_std = small_std(stacks[0].embed_tokens.embedding_dim)
+    # ALONE embeddings have their own initialisation (modules/alone.py).
+    if embed_std is not None and args.embeddings == "standard":
+        for embedding in {stack.embed_tokens for stack in stacks}:  # once when shared
+            module_errors_as_config_errors(init_embedding_, embedding.weight.data, embed_std, embedding.padding_idx)
+    if args.b2t_rescale_init:
+        for stack in stacks:
+            for layer in stack.layers:
+                rescale_init_(layer, depth=len(stack.layers))
+    if args.no_weight_decay_embeddings:
+        exempt_from_weight_decay(module for stack in stacks for module in (stack.embed_tokens, stack.embed_positions))
+
+
+def build_token_embedding(args, dictionary, embed_dim, build_standard):
+    """``--embeddings``: ALONE, or what ``build_standard()`` (fairseq's own builder) returns."""
+    if args.embeddings == "standard":
+        return build_standard()
+    return module_errors_as_config_errors(
+        AloneEmbedding, len(dictionary), embed_dim, dictionary.pad(), filter_kind=args.alone_filter,
+        codebooks=args.alone_codebooks, codes=args.alone_codes, inter_dim=args.alone_inter_dim,
+        ffn_layers=args.alone_ffn_layers, filter_dropout=args.alone_dropout, std=args.alone_std,
+        relu_dropout=args.alone_relu_dropout, relu_dropout_off_after=args.alone_relu_dropout_off_after,
+        # Filters come from --seed; they are buffers, so a checkpoint restores them exactly.
+        seed=getattr(args, "seed", 1),
+    )
+
+
 @register_model(MODEL_NAME)
 class ComposableTransformerModel(TransformerModel):
     @classmethod
@@ -299,42 +339,15 @@ class ComposableTransformerModel(TransformerModel):
             setattr(args, f"{stack}_learned_pos", args.positions == "learned")
         args.no_scale_embedding = args.embed_treatment != "scaled"
         model = super().build_model(args, task)
-        cls.initialize_parameters(model, args)
+        initialize_parameters((model.encoder, model.decoder), args)
         return model
 
     @classmethod
-    def initialize_parameters(cls, model, args):
-        """Initialisation schemes applied on top of fairseq's, once, at build time."""
-        stacks = (model.encoder, model.decoder)
-        if args.init_scheme == "small":
-            for stack in stacks:
-                small_init_(stack.layers, dim=stack.embed_tokens.embedding_dim)
-        embed_std = args.embed_init_std
-        if embed_std is None and args.init_scheme == "small":
-            embed_std = small_std(model.encoder.embed_tokens.embedding_dim)
-        # ALONE embeddings have their own initialisation (modules/alone.py).
-        if embed_std is not None and args.embeddings == "standard":
-            for embedding in {stack.embed_tokens for stack in stacks}:  # once when shared
-                module_errors_as_config_errors(init_embedding_, embedding.weight.data, embed_std, embedding.padding_idx)
-        if args.b2t_rescale_init:
-            for stack in stacks:
-                for layer in stack.layers:
-                    rescale_init_(layer, depth=len(stack.layers))
-
-    @classmethod
     def build_embedding(cls, args, dictionary, embed_dim, path=None):
-        if args.embeddings == "standard":
-            return super().build_embedding(args, dictionary, embed_dim, path)
-        if path:
+        if path and args.embeddings == "alone":
             raise ConfigError("--encoder-embed-path/--decoder-embed-path cannot initialise --embeddings alone")
-        return module_errors_as_config_errors(
-            AloneEmbedding, len(dictionary), embed_dim, dictionary.pad(), filter_kind=args.alone_filter,
-            codebooks=args.alone_codebooks, codes=args.alone_codes, inter_dim=args.alone_inter_dim,
-            ffn_layers=args.alone_ffn_layers, filter_dropout=args.alone_dropout, std=args.alone_std,
-            relu_dropout=args.alone_relu_dropout, relu_dropout_off_after=args.alone_relu_dropout_off_after,
-            # Filters come from --seed; they are buffers, so a checkpoint restores them exactly.
-            seed=getattr(args, "seed", 1),
-        )
+        build_standard = super().build_embedding
+        return build_token_embedding(args, dictionary, embed_dim, lambda: build_standard(args, dictionary, embed_dim, path))
 
     @classmethod
     def build_encoder(cls, args, src_dict, embed_tokens):

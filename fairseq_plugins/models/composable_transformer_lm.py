@@ -111,11 +111,8 @@ class ComposableTransformerLanguageModel(TransformerLanguageModel):
 
     @classmethod
     def build_embedding(cls, args, dictionary, embed_dim, path=None):
-        return build_token_embedding(
-            args, dictionary, embed_dim, lambda: super(ComposableTransformerLanguageModel, cls).build_embedding(
-                args, dictionary, embed_dim, path
-            )
-        )
+        build_standard = super().build_embedding
+        return build_token_embedding(args, dictionary, embed_dim, lambda: build_standard(args, dictionary, embed_dim, path))
 
 
 def set_defaults(args, **defaults):

@@ -20,7 +20,7 @@ gradient norm stays bounded (no loss spikes) when
                                                             a comparison that does NOT fix it)
 
    or the embeddings are drawn with std 1 (``init_embedding_``) and kept out of
-   weight decay (``no_weight_decay_parameter_names``), which would otherwise pull
+   weight decay (``--no-weight-decay-embeddings``, models/weight_decay.py), which would otherwise pull
    them back towards zero.
 
 "fairseq" is fairseq's own init, left as is (nothing to do here). Note that
@@ -30,7 +30,7 @@ this treatment must not apply fairseq's as well.
 """
 
 import math
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -154,31 +154,23 @@ class EmbeddingTreatment(nn.Module):
         return embeddings
 
 
-def no_weight_decay_parameter_names(
-    model: nn.Module, embedding_modules: Union[nn.Module, Iterable[Optional[nn.Module]]]
-) -> set:
-    """Names (as in ``model.named_parameters``) of the parameters of ``embedding_modules``.
+def pre_ln_sublayer_bound(first: Tensor, second: Tensor, norm_weight: Optional[Tensor], input_std: float) -> float:
+    """The per-sub-layer term of the paper's gradient-norm bound for a Pre-LN layer at init.
 
-    ``embedding_modules`` is one module or several (``None`` entries, e.g. absent
-    positional embeddings, are skipped). A parameter shared with another module (a tied
-    output projection) is listed under every name it has in ``model``, so a caller that
-    filters ``named_parameters()`` finds it whichever name comes first. A module whose
-    parameters are not in ``model`` raises ``ValueError``.
+    A Pre-LN sub-layer maps ``x -> x + F(LN(x))``, so ``||dy/dx||_2 <= 1 + ||dF/dz||_2 ||dLN(x)/dx||_2``:
+
+        ||dLN(x)/dx||_2  ~  max|gamma| / sigma_x     (x: d entries of std sigma_x)
+        ||dF/dz||_2     <=  ||W_first||_2 ||W_second||_2
+
+    where F is an FFN (``W_first = fc1``, ``W_second = fc2``, activation slope ~1) or
+    attention (``W_first = W_V``, ``W_second = W_O``, attention probabilities held fixed).
+    Returns ``||W_first||_2 ||W_second||_2 max|gamma| / sigma_x``. With "small" init the
+    product of spectral norms does not depend on d, so the term follows ``1 / sigma_x``:
+    it grows like sqrt(d) when the shortcut's std falls like sqrt(2/(5d)) (vanilla
+    embeddings) and stays flat when it is ~1 (scaled or layernorm embeddings).
     """
-    if isinstance(embedding_modules, nn.Module):
-        embedding_modules = [embedding_modules]
-    wanted = {}
-    for module in embedding_modules:
-        if module is None:
-            continue
-        for param in module.parameters():
-            wanted[id(param)] = param
-    names = set()
-    found = set()
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if id(param) in wanted:
-            names.add(name)
-            found.add(id(param))
-    if len(found) != len(wanted):
-        raise ValueError(f"{len(wanted) - len(found)} embedding parameter(s) are not parameters of the model")
-    return names
+    if not input_std > 0:
+        raise ValueError(f"the sub-layer input must have a positive std (got {input_std})")
+    gain = 1.0 if norm_weight is None else norm_weight.detach().abs().max().item()
+    spectral = [torch.linalg.matrix_norm(w.detach().float(), ord=2).item() for w in (first, second)]
+    return spectral[0] * spectral[1] * gain / input_std

@@ -12,7 +12,7 @@ TREATMENTS=(vanilla scaled layernorm)
 if [[ $SMALL == 1 ]]; then
     ARCH=spike_transformer_lm_tiny MAX_UPDATE=${MAX_UPDATE:-30} MAX_TOKENS=1024 WARMUP=10 TRAIN_LINES=3000
 else
-    ARCH=spike_transformer_lm_small MAX_UPDATE=${MAX_UPDATE:-4000} MAX_TOKENS=8192 WARMUP=400 TRAIN_LINES=
+    ARCH=spike_transformer_lm_small MAX_UPDATE=${MAX_UPDATE:-3000} MAX_TOKENS=8192 WARMUP=400 TRAIN_LINES=
 fi
 LR=${LR:-1e-3}              # the comparison's learning rate
 HIGH_LR=${HIGH_LR:-1e-2}    # deliberately high: where spikes show
