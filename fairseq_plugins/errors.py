@@ -6,6 +6,7 @@ reaches the top of a fairseq CLI or one of our commands, the hook installed by
 exits with status 1) instead of a traceback through fairseq's internals.
 """
 
+import logging
 import os
 import sys
 
@@ -22,6 +23,12 @@ def install_excepthook():
     def print_config_errors(exc_type, exc, tb):
         if issubclass(exc_type, ConfigError):
             print(f"{os.path.basename(sys.argv[0])}: error: {exc}", file=sys.stderr)
+            # Exit without interpreter finalisation: an error raised mid-training leaves fairseq's
+            # data-buffer thread alive, and tearing it down aborts with a second C++ line on stderr.
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         else:
             previous_hook(exc_type, exc, tb)
 

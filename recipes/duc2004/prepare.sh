@@ -16,7 +16,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOOLS=$HERE/../wmt14_en_de
-. "$TOOLS/lib.sh"
+. "$HERE/../lib.sh"
 WORK_DIR=$(mkdir -p "${WORK_DIR:-duc2004}" && cd "${WORK_DIR:-duc2004}" && pwd)
 SMALL=${SMALL:-0}
 SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}

@@ -13,7 +13,7 @@
 # POSITIONS, MAX_TOKENS, TOKENS_PER_UPDATE, MAX_UPDATE, SEED; extra arguments go to fairseq-train.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/../wmt14_en_de/lib.sh"
+. "$HERE/../lib.sh"
 EXPERIMENTS="standard alone-binary alone-real"
 [[ $# -ge 1 ]] || die "which experiment? one of: $EXPERIMENTS"
 EXPERIMENT=$1; shift

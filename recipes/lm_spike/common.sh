@@ -4,7 +4,7 @@
 #   SMALL=1       tiny model, first 3000 training lines, a few dozen updates: every step in minutes on a CPU
 #   MAX_UPDATE, LR, HIGH_LR, SPIKE_FACTOR   override the defaults below
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/../wmt14_en_de/lib.sh"
+. "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
 WORK_DIR=$(mkdir -p "${WORK_DIR:-lm_spike}" && cd "${WORK_DIR:-lm_spike}" && pwd)
 DATA=$WORK_DIR/data-bin

@@ -7,7 +7,7 @@
 # Environment: WORK_DIR (as prepare.sh), CHECKPOINTS=N checkpoints to average (default 10).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$HERE/../lib.sh"
 [[ $# -ge 1 ]] || die "which experiment? (the name given to train.sh)"
 EXPERIMENT=$1
 WORK_DIR=$(cd "${WORK_DIR:-wmt14_en_de}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-wmt14_en_de} not found"

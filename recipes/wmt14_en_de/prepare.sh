@@ -13,7 +13,7 @@
 #   SPM_VOCAB=N       sentencepiece vocabulary size (default 32000, 1000 with SMALL=1)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$HERE/../lib.sh"
 WORK_DIR=$(mkdir -p "${WORK_DIR:-wmt14_en_de}" && cd "${WORK_DIR:-wmt14_en_de}" && pwd)
 SMALL=${SMALL:-0}
 SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}

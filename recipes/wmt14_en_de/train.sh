@@ -17,7 +17,7 @@
 # MAX_TOKENS, TOKENS_PER_UPDATE, MAX_UPDATE, SEED; extra arguments go to fairseq-train.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$HERE/../lib.sh"
 EXPERIMENTS="postln-6l preln-6l b2t-6l postln-18l preln-18l b2t-18l ape shape-k10 shape-k20 shape-k30 shape-k40 \
 shape-k100 shape-k500 standard alone-binary alone-real"
 [[ $# -ge 1 ]] || die "which experiment? one of: $EXPERIMENTS"

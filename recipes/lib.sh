@@ -1,4 +1,4 @@
-# Shell helpers shared by the recipes (sourced by prepare/train/evaluate of wmt14_en_de and duc2004).
+# Shell helpers shared by the recipes (sourced by their prepare/train/evaluate scripts).
 # Every step writes a "<name>.done" marker when it finishes, so a re-run skips finished steps and an
 # interrupted one starts over; downloads resume from their ".part" file.
 
