@@ -62,3 +62,97 @@ update_freq() {  # update_freq TOKENS_PER_UPDATE MAX_TOKENS GPUS
     local devices=$(( $3 > 0 ? $3 : 1 ))
     echo $(( ($1 + $2 * devices - 1) / ($2 * devices) ))
 }
+
+# --- seq2seq recipes (wmt14_en_de, duc2004) --------------------------------------------------------
+
+TEXT_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/text_tools.py
+
+# new_work_dir DEFAULT (prepare.sh): WORK_DIR (created, absolute) and the paths under it.
+new_work_dir() {
+    WORK_DIR=$(mkdir -p "${WORK_DIR:-$1}" && cd "${WORK_DIR:-$1}" && pwd)
+    TEXT=$WORK_DIR/text ENCODED=$WORK_DIR/encoded DATA=$WORK_DIR/data-bin
+    SMALL=${SMALL:-0}
+    SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}
+}
+
+# prepared_work_dir DEFAULT (train.sh, evaluate.sh): WORK_DIR (absolute) and DATA of a finished prepare.sh.
+prepared_work_dir() {
+    WORK_DIR=$(cd "${WORK_DIR:-$1}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-$1} not found; run prepare.sh first"
+    DATA=$WORK_DIR/data-bin
+    [[ -e "$WORK_DIR/.done/preprocess" ]] || die "no binarized data in $DATA; run prepare.sh first"
+    SMALL=${SMALL:-0}
+}
+
+# sentencepiece_steps SIDE_A SIDE_B SPLIT...: one joint model of SPM_VOCAB pieces on
+# $TEXT/train.SIDE_A and train.SIDE_B (step "sentencepiece"), then every $TEXT/SPLIT.SIDE encoded
+# into $ENCODED (step "encode").
+sentencepiece_steps() {
+    local side_a=$1 side_b=$2 split side; shift 2
+    if ! step_done sentencepiece; then
+        mkdir -p "$WORK_DIR/spm"
+        python "$TEXT_TOOLS" spm-train "$WORK_DIR/spm/spm" "$SPM_VOCAB" "$TEXT/train.$side_a" "$TEXT/train.$side_b"
+        mark_done sentencepiece
+    fi
+    if ! step_done encode; then
+        mkdir -p "$ENCODED"
+        for split in "$@"; do
+            for side in "$side_a" "$side_b"; do
+                python "$TEXT_TOOLS" spm-encode "$WORK_DIR/spm/spm.model" "$TEXT/$split.$side" "$ENCODED/$split.$side"
+            done
+        done
+        mark_done encode
+    fi
+}
+
+# binarize SOURCE TARGET TESTPREF: fairseq-preprocess of $ENCODED into a fresh $DATA, joined dictionary.
+binarize() {
+    rm -rf "$DATA"
+    fairseq-preprocess --source-lang "$1" --target-lang "$2" --joined-dictionary --workers "${WORKERS:-8}" \
+        --trainpref "$ENCODED/train" --validpref "$ENCODED/valid" --testpref "$3" --destdir "$DATA" \
+        > "$WORK_DIR/preprocess.log" 2>&1 || { tail -20 "$WORK_DIR/preprocess.log" >&2; die "fairseq-preprocess failed (log above)"; }
+}
+
+# Dims of the SMALL=1 runs: the same scripts and code paths at CPU size (fairseq takes the last
+# flag, so these override a preset's).
+SMALL_TRANSFORMER=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
+                   --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
+                   --decoder-attention-heads 4)
+
+# train_seq2seq DESCRIPTION [FAIRSEQ_ARGS...]: the papers' shared recipe (Adam (0.9, 0.98), inverse_sqrt
+# from 1e-7, label smoothing 0.1, shared embeddings) for the model in MODEL, into
+# $WORK_DIR/checkpoints/$EXPERIMENT. Reads LR WARMUP DROPOUT MAX_TOKENS TOKENS_PER_UPDATE MAX_UPDATE
+# SAVE_EVERY SMALL; on GPUs --update-freq makes each update reach TOKENS_PER_UPDATE, printed first.
+train_seq2seq() {
+    local description=$1 gpus extra freq; shift
+    if [[ $SMALL == 1 ]]; then
+        gpus=0 extra=(--cpu --num-workers 0)
+    else
+        gpus=$(gpu_count) extra=(--fp16 --num-workers 4)
+        (( gpus > 0 )) || die "no GPU found (nvidia-smi); set GPUS=N, or SMALL=1 for the CPU-sized run"
+    fi
+    freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$gpus")
+    say "$description: $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
+        "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
+    SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
+    mkdir -p "$SAVE_DIR"
+    fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings \
+        --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
+        --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
+        --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE" \
+        --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints \
+        --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar \
+        "${extra[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
+    grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+}
+
+# averaged_checkpoints EXPERIMENT (evaluate.sh): SAVE_DIR, OUT, LENGTH_CAP and AVERAGED, the average
+# of the last CHECKPOINTS (default 10) checkpoints of train.sh EXPERIMENT.
+averaged_checkpoints() {
+    SAVE_DIR=$WORK_DIR/checkpoints/$1 OUT=$WORK_DIR/results
+    [[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $1 first"
+    # SMALL=1 caps the output length (max 1.5 x source + 10 tokens): a barely trained model can
+    # otherwise loop to fairseq's default 200 tokens, which only costs CI time.
+    LENGTH_CAP=(); [[ $SMALL == 1 ]] && LENGTH_CAP=(--max-len-a 1.5 --max-len-b 10)
+    AVERAGED=$SAVE_DIR/averaged.pt
+    fairseq-plugins-average --inputs "$SAVE_DIR" --num-update-checkpoints "${CHECKPOINTS:-10}" --output "$AVERAGED"
+}

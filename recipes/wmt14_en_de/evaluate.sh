@@ -10,17 +10,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 [[ $# -ge 1 ]] || die "which experiment? (the name given to train.sh)"
 EXPERIMENT=$1
-WORK_DIR=$(cd "${WORK_DIR:-wmt14_en_de}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-wmt14_en_de} not found"
-DATA=$WORK_DIR/data-bin SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT OUT=$WORK_DIR/results
-[[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $EXPERIMENT first"
+prepared_work_dir wmt14_en_de
 need sacrebleu "pip install sacrebleu"
-# SMALL=1 caps the output length (max 1.5 x source + 10 tokens): a barely trained model can
-# otherwise loop to fairseq's default 200 tokens, which only costs CI time.
-LENGTH_CAP=(); [[ ${SMALL:-0} == 1 ]] && LENGTH_CAP=(--max-len-a 1.5 --max-len-b 10)
+averaged_checkpoints "$EXPERIMENT"
 mkdir -p "$OUT/$EXPERIMENT"
-
-AVERAGED=$SAVE_DIR/averaged.pt
-fairseq-plugins-average --inputs "$SAVE_DIR" --num-update-checkpoints "${CHECKPOINTS:-10}" --output "$AVERAGED"
 
 index=0
 while read -r test_set; do

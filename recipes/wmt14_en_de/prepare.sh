@@ -14,10 +14,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
-WORK_DIR=$(mkdir -p "${WORK_DIR:-wmt14_en_de}" && cd "${WORK_DIR:-wmt14_en_de}" && pwd)
-SMALL=${SMALL:-0}
-SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}
-TEXT=$WORK_DIR/text ENCODED=$WORK_DIR/encoded DATA=$WORK_DIR/data-bin
+new_work_dir wmt14_en_de
 TEST_YEARS=(2014 2010 2011 2012 2013 2015 2016)  # test, test1, ... in data-bin: evaluate.sh reads this order
 URLS=(
     http://statmt.org/wmt13/training-parallel-europarl-v7.tgz
@@ -70,7 +67,7 @@ w('$TEXT/toy', (('train', 3000), ('valid', 100), ('test', 120)), src='en', tgt='
             sgm=$(ls "$orig"/test-full/newstest${year}-*.$lang.sgm 2>/dev/null || ls "$orig"/dev/newstest${year}*.$lang.sgm 2>/dev/null || true)
             sgm=${sgm%%$'\n'*}
             [[ -n "$sgm" ]] || die "no newstest$year .$lang.sgm in the extracted archives under $orig"
-            python "$HERE/text_tools.py" sgm "$sgm" "$TEXT/newstest$year.$lang"
+            python "$TEXT_TOOLS" sgm "$sgm" "$TEXT/newstest$year.$lang"
         done
     done
     for lang in en de; do cp "$TEXT/newstest2013.$lang" "$TEXT/valid.$lang"; done
@@ -79,34 +76,16 @@ w('$TEXT/toy', (('train', 3000), ('valid', 100), ('test', 120)), src='en', tgt='
 if ! step_done text; then raw_text; mark_done text; fi
 
 if ! step_done clean; then
-    python "$HERE/text_tools.py" clean "$TEXT"/train.raw.{en,de} "$TEXT"/train.{en,de}
+    python "$TEXT_TOOLS" clean "$TEXT"/train.raw.{en,de} "$TEXT"/train.{en,de}
     mark_done clean
 fi
 
 test_sets() { local y; for y in "${TEST_YEARS[@]}"; do if [[ -e "$TEXT/newstest$y.en" ]]; then echo "newstest$y"; fi; done; }
 
-if ! step_done sentencepiece; then
-    mkdir -p "$WORK_DIR/spm"
-    python "$HERE/text_tools.py" spm-train "$WORK_DIR/spm/spm" "$SPM_VOCAB" "$TEXT"/train.{en,de}
-    mark_done sentencepiece
-fi
-
-if ! step_done encode; then
-    mkdir -p "$ENCODED"
-    for name in train valid $(test_sets); do
-        for lang in en de; do
-            python "$HERE/text_tools.py" spm-encode "$WORK_DIR/spm/spm.model" "$TEXT/$name.$lang" "$ENCODED/$name.$lang"
-        done
-    done
-    mark_done encode
-fi
+sentencepiece_steps en de train valid $(test_sets)
 
 if ! step_done preprocess; then
-    rm -rf "$DATA"
-    testpref=$(test_sets | sed "s|^|$ENCODED/|" | paste -sd,)
-    fairseq-preprocess --source-lang en --target-lang de --joined-dictionary --workers "${WORKERS:-8}" \
-        --trainpref "$ENCODED/train" --validpref "$ENCODED/valid" --testpref "$testpref" --destdir "$DATA" \
-        > "$WORK_DIR/preprocess.log" 2>&1 || { tail -20 "$WORK_DIR/preprocess.log" >&2; die "fairseq-preprocess failed (log above)"; }
+    binarize en de "$(test_sets | sed "s|^|$ENCODED/|" | paste -sd,)"
     test_sets > "$DATA/test_sets.txt"  # split test, test1, ... in this order
     mark_done preprocess
 fi

@@ -22,10 +22,7 @@ EXPERIMENTS="postln-6l preln-6l b2t-6l postln-18l preln-18l b2t-18l ape shape-k1
 shape-k100 shape-k500 standard alone-binary alone-real"
 [[ $# -ge 1 ]] || die "which experiment? one of: $EXPERIMENTS"
 EXPERIMENT=$1; shift
-WORK_DIR=$(cd "${WORK_DIR:-wmt14_en_de}" 2>/dev/null && pwd) || die "WORK_DIR ${WORK_DIR:-wmt14_en_de} not found; run prepare.sh first"
-DATA=$WORK_DIR/data-bin
-[[ -e "$WORK_DIR/.done/preprocess" ]] || die "no binarized data in $DATA; run prepare.sh first"
-SMALL=${SMALL:-0}
+prepared_work_dir wmt14_en_de
 
 # Shared recipe (B2T paper): Adam (0.9, 0.98), lr 1e-3, inverse_sqrt with 4000 warmup updates,
 # label smoothing 0.1, dropout 0.3, shared embeddings over the joined dictionary.
@@ -54,34 +51,12 @@ case $EXPERIMENT in
 esac
 
 if [[ $SMALL == 1 ]]; then
-    # Same scripts and code paths at CPU size; dims override the presets' (fairseq takes the last flag).
-    MODEL+=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
-            --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
-            --decoder-attention-heads 4)
+    MODEL+=("${SMALL_TRANSFORMER[@]}")
     [[ $EXPERIMENT == alone-* ]] && MODEL+=(--alone-inter-dim 256)
     MAX_TOKENS=${MAX_TOKENS:-2048} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-2048} MAX_UPDATE=${MAX_UPDATE:-200}
     WARMUP=50 LR=2e-3 SAVE_EVERY=10
-    EXTRA=(--cpu --num-workers 0)
-    gpus=0
 else
     MAX_TOKENS=${MAX_TOKENS:-7200} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-460000} MAX_UPDATE=${MAX_UPDATE:-50000}
     SAVE_EVERY=1000
-    EXTRA=(--fp16 --num-workers 4)
-    gpus=$(gpu_count)
-    (( gpus > 0 )) || die "no GPU found (nvidia-smi); set GPUS=N, or SMALL=1 for the CPU-sized run"
 fi
-freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$gpus")
-say "$EXPERIMENT: $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
-    "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
-
-SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
-mkdir -p "$SAVE_DIR"
-fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings \
-    --optimizer adam --adam-betas "(0.9, 0.98)" --clip-norm 0.0 --lr "$LR" --lr-scheduler inverse_sqrt \
-    --warmup-updates "$WARMUP" --warmup-init-lr 1e-07 --dropout "$DROPOUT" --weight-decay 0.0 \
-    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE" \
-    --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints \
-    --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar \
-    "${EXTRA[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
-grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+train_seq2seq "$EXPERIMENT" "$@"
