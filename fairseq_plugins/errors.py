@@ -7,12 +7,30 @@ exits with status 1) instead of a traceback through fairseq's internals.
 """
 
 import logging
+import multiprocessing
 import os
 import sys
 
 
 class ConfigError(ValueError):
     pass
+
+
+def exit_without_teardown(status):
+    """Exit now, skipping interpreter finalisation.
+
+    An error raised mid-run leaves fairseq's data-buffer thread inside torch's C++ code, and
+    finalising the interpreter under it aborts with a second line on stderr ("terminate called
+    without an active exception"). Data-loader workers are stopped first, so that none of them
+    reports its parent's disappearance.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for worker in multiprocessing.active_children():
+        worker.terminate()
+        worker.join()
+    os._exit(status)
 
 
 def install_excepthook():
@@ -23,12 +41,7 @@ def install_excepthook():
     def print_config_errors(exc_type, exc, tb):
         if issubclass(exc_type, ConfigError):
             print(f"{os.path.basename(sys.argv[0])}: error: {exc}", file=sys.stderr)
-            # Exit without interpreter finalisation: an error raised mid-training leaves fairseq's
-            # data-buffer thread alive, and tearing it down aborts with a second C++ line on stderr.
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+            exit_without_teardown(1)
         else:
             previous_hook(exc_type, exc, tb)
 
