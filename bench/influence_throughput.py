@@ -26,7 +26,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "recipes", "influence"))
-from baselines import tracincp  # noqa: E402
+from baselines import Logits, tracincp  # noqa: E402
 
 from fairseq_plugins.cli.influence import influence_matrix, self_influence  # noqa: E402
 
@@ -56,8 +56,10 @@ def build(args):
     import fairseq_plugins  # noqa: F401
 
     data = args.data or (FASHION if os.path.exists(FASHION) else "sklearn_digits")
+    # sklearn digits are a format, read from no directory (the task still wants one).
+    location = [".", "--data-format", "sklearn_digits"] if data == "sklearn_digits" else [data]
     parser = options.get_training_parser(default_task="image_classification")
-    flags = [data, "--arch", "turnover_image_mlp", "--hidden-dim", str(args.hidden_dim), "--criterion", "turnover_cross_entropy"]
+    flags = [*location, "--arch", "turnover_image_mlp", "--hidden-dim", str(args.hidden_dim), "--criterion", "turnover_cross_entropy"]
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, flags))
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model).eval()
@@ -94,7 +96,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "checkpoint.pt")
         torch.save({"model": model.state_dict()}, path)
-        tracin = tracincp(model, [path] * args.checkpoints, train_images, train_labels)
+        tracin = tracincp(Logits(model), [path] * args.checkpoints, train_images, train_labels)
         timings = {"turn-over dropout": [], f"TracInCP ({args.checkpoints} checkpoint(s))": []}
         self_timings = {name: [] for name in timings}
         for round_ in range(args.rounds):

@@ -1,9 +1,9 @@
-"""What fairseq 0.12 needs to run on today's torch and numpy.
+"""Every change this package makes to fairseq's behaviour, applied in one place: ``apply()``.
 
 Applied once, when the user dir is imported (fairseq imports ``--user-dir`` while
 pre-parsing arguments, before it reads any checkpoint or builds any batch). Each
-fix is narrow, named after what it repairs, and covered by a regression test in
-``tests/test_compat.py``; see ../shared/FAIRSEQ_NOTES.md for the measurements.
+repair is narrow, named after what it repairs, and covered by a regression test in
+``tests/test_compat.py`` (or the test of the feature it enables).
 
 - ``allow_fairseq_checkpoint_globals``: torch >= 2.6 loads with ``weights_only=True``
   and refuses the ``argparse.Namespace`` (and, with ``--eval-bleu``, numpy arrays)
@@ -17,11 +17,18 @@ fix is narrow, named after what it repairs, and covered by a regression test in
   ``--sample-break-mode eos`` and ``--num-batch-buckets``.
 - ``quiet_deprecation_noise``: the hydra/omegaconf/torch deprecation warnings
   printed by every fairseq CLI call.
+- ``per_parameter_optimizer_settings``: every optimizer honours the per-parameter
+  ``optim_overrides`` that fairseq's ``composite`` optimizer alone reads
+  (``optimizer_groups.py``), so a model can keep parameters out of weight decay.
+- ``one_line_errors_in_commands``: in a command-line program (fairseq's ``fairseq-*``
+  CLIs and ours), a ``ConfigError`` prints one line instead of a traceback
+  (``errors.py``); a Python session that imports the package keeps its own hook.
 """
 
 import argparse
 import functools
 import logging
+import os
 import sys
 import types
 import warnings
@@ -113,8 +120,51 @@ def numpy2_shims():
         audio.get_buckets = get_buckets
 
 
+def per_parameter_optimizer_settings():
+    from fairseq import optim
+    from fairseq.optim.fp16_optimizer import FP16Optimizer
+
+    from fairseq_plugins.errors import ConfigError
+    from fairseq_plugins.optimizer_groups import optimizer_overrides, param_groups
+
+    if getattr(optim.build_optimizer, "builds_param_groups", False):
+        return
+    build_optimizer = optim.build_optimizer
+    build_fp16_optimizer = FP16Optimizer.build_optimizer.__func__
+
+    def build_optimizer_with_groups(cfg, params, *args, **kwargs):
+        params = list(params)
+        if params and not isinstance(params[0], dict):
+            groups = param_groups(p for p in params if p.requires_grad)
+            if groups is not None:
+                return optim._build_optimizer(cfg, groups, *args, **kwargs)
+        return build_optimizer(cfg, params, *args, **kwargs)
+
+    def build_fp16_optimizer_checked(cls, cfg, params, **kwargs):
+        params = list(params)
+        flatten = not getattr(cfg.common, "fp16_no_flatten_grads", False) and not getattr(cfg.common, "bf16", False)
+        if flatten and any(optimizer_overrides(p) for p in params):
+            raise ConfigError("--no-weight-decay-embeddings with --fp16 needs --fp16-no-flatten-grads "
+                              "(flat fp32 gradients are one parameter group)")
+        return build_fp16_optimizer(cls, cfg, params, **kwargs)
+
+    build_optimizer_with_groups.__wrapped__ = build_optimizer
+    build_optimizer_with_groups.builds_param_groups = True
+    optim.build_optimizer = build_optimizer_with_groups
+    FP16Optimizer.build_optimizer = classmethod(build_fp16_optimizer_checked)
+
+
+def one_line_errors_in_commands():
+    from fairseq_plugins import errors
+
+    if os.path.basename(sys.argv[0]).startswith("fairseq-"):
+        errors.install_excepthook()
+
+
 def apply():
     quiet_deprecation_noise()
     allow_fairseq_checkpoint_globals()
     keep_last_batch()
     numpy2_shims()
+    per_parameter_optimizer_settings()
+    one_line_errors_in_commands()

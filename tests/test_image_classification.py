@@ -92,7 +92,7 @@ def test_sklearn_digits_split():
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda tmp: make_task(tmp, "csv"), "--data-format csv: choose one of auto, idx, npz, sklearn_digits"),
+    (lambda tmp: make_task(tmp, "csv"), "--data-format must be one of auto, idx, npz, sklearn_digits (got 'csv')"),
     (lambda tmp: make_task(tmp), "--data-format auto: "),
     (lambda tmp: make_task(tmp, "npz"), "train.npz does not exist"),
     (lambda tmp: make_task(tmp, "idx"), "has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz"),

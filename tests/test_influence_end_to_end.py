@@ -93,7 +93,7 @@ def test_reloaded_checkpoint_gives_the_command_s_numbers(noisy_digits, trained, 
         losses = []
         for flip in (True, False):
             with use_instances(model, torch.tensor([j]), flip=flip), torch.no_grad():
-                losses.append(torch.nn.functional.cross_entropy(model(**sample["net_input"]), sample["target"]))
+                losses.append(torch.nn.functional.cross_entropy(model(**sample["net_input"])[0], sample["target"]))
         assert abs(float(losses[0] - losses[1]) - matrix[t, j]) < 1e-4
 
 

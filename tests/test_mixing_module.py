@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig
+from fairseq_plugins.modules.input_store import InputStore
 from fairseq_plugins.modules.mixing import (
-    ReferencePool, dip_log_probs, evaluation_draws, mix, mixed_targets, sample_mixing_weights, training_draws,
+    dip_log_probs, evaluation_draws, mix, mixed_targets, sample_mixing_weights, training_draws,
 )
 
 
@@ -18,7 +19,7 @@ def image_model(seed=0):
 def test_lambda_one_gives_erm_prediction():
     model = image_model()
     images, references = torch.rand(6, 1, 8, 8), torch.rand(6 * 5, 1, 8, 8)
-    erm = torch.log_softmax(model(images), dim=-1)
+    erm = torch.log_softmax(model(images)[0], dim=-1)
     dip = dip_log_probs(model.forward_from_mixing_point, images, None, references, None, torch.ones(6, 5))
     assert torch.equal(dip.argmax(-1), erm.argmax(-1))
     torch.testing.assert_close(dip, erm, rtol=0, atol=1e-6)  # log(mean of 5 equal numbers) is exact up to rounding
@@ -33,7 +34,7 @@ def test_dip_averages_probabilities_of_the_mixes():
     got = dip_log_probs(model.forward_from_mixing_point, images, None, references, None, weights)
     for b in range(2):
         mixes = torch.stack([weights[b, s] * images[b] + (1 - weights[b, s]) * references[b * 3 + s] for s in range(3)])
-        expected = torch.softmax(model(mixes), dim=-1).mean(0).log()
+        expected = torch.softmax(model(mixes)[0], dim=-1).mean(0).log()
         torch.testing.assert_close(got[b], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -93,7 +94,7 @@ def test_reference_pool_round_trips_through_a_state_dict():
     fresh.load_state_dict(model.state_dict())
     assert len(fresh.reference_pool) == 7
     assert torch.equal(fresh.reference_pool.select(torch.tensor([2, 5]))["images"], model.reference_pool.images[[2, 5]])
-    empty = ReferencePool()
+    empty = InputStore()
     assert len(empty) == 0 and list(empty.state_dict()) == []
 
 

@@ -52,7 +52,8 @@ def load(path):
 
 
 def average_checkpoints(paths):
-    """Mean of every model tensor over ``paths``; other entries from the last path."""
+    """Mean of every floating-point model tensor over ``paths``; non-float tensors (filters, masks,
+    token ids) must be equal in every input and are kept; other entries come from the last path."""
     sums = collections.OrderedDict()
     state = None
     for path in paths:
@@ -61,8 +62,14 @@ def average_checkpoints(paths):
         if sums and model.keys() != sums.keys():
             raise ConfigError(f"--inputs: {path} has different parameters than {paths[0]}")
         for name, tensor in model.items():
-            if name in sums:
-                sums[name] += tensor.double() if tensor.is_floating_point() else 0
+            if name in sums and tensor.is_floating_point():
+                sums[name] += tensor.double()
+            elif name in sums:
+                if not torch.equal(tensor, sums[name]):
+                    raise ConfigError(
+                        f"--inputs: {path} and {paths[0]} differ in {name} ({tensor.dtype}), which cannot be averaged; "
+                        "average checkpoints of one training run"
+                    )
             else:
                 sums[name] = tensor.double() if tensor.is_floating_point() else tensor.clone()
     state["model"] = collections.OrderedDict(

@@ -23,9 +23,8 @@ import sys
 import numpy as np
 import torch
 
-import fairseq_plugins  # noqa: F401  (fills fairseq's registries, installs the one-line error hook)
-from fairseq import checkpoint_utils
-
+import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
+from fairseq_plugins.cli.checkpoints import batches_in_index_order, classifier_logits, load_checkpoint, load_split
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 
@@ -68,24 +67,16 @@ def parse_args(argv=None):
     return args
 
 
-def load(path, data, subset):
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data})
-    model = models[0].eval()
-    task.load_dataset(subset)
-    return model, cfg, task, task.dataset(subset)
-
-
-def batches(dataset, batch_size):
-    for start in range(0, len(dataset), batch_size):
-        yield dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+def load(path, data, subset, flag):
+    model, cfg, task = load_checkpoint(path, data=data, flag=flag)
+    return model, cfg, task, load_split(task, cfg, subset)
 
 
 @torch.no_grad()
 def clean_accuracy(model, dataset, batch_size):
     correct = 0
-    for batch in batches(dataset, batch_size):
-        logits = model(**batch["net_input"])
-        logits = logits[0] if isinstance(logits, tuple) else logits
+    for batch in batches_in_index_order(dataset, batch_size):
+        logits = classifier_logits(model, batch["net_input"])
         correct += (logits.argmax(-1) == batch["target"].view(-1)).sum().item()
     return 100.0 * correct / len(dataset)
 
@@ -93,7 +84,7 @@ def clean_accuracy(model, dataset, batch_size):
 @torch.no_grad()
 def criterion_accuracy(criterion, model, dataset, batch_size):
     correct = examples = 0
-    for batch in batches(dataset, batch_size):
+    for batch in batches_in_index_order(dataset, batch_size):
         _, _, logging_output = criterion(model, batch)
         correct += logging_output["ncorrect"]
         examples += logging_output["nexamples"]
@@ -111,7 +102,7 @@ def evaluate(args):
         per_s = {s: [] for s in args.samples}
         clean = []
         for path in args.dip:
-            model, cfg, task, dataset = load(path, args.data, args.subset)
+            model, cfg, task, dataset = load(path, args.data, args.subset, "--dip")
             if cfg.criterion._name != "dip_cross_entropy":
                 raise ConfigError(
                     f"--dip {path}: trained with --criterion {cfg.criterion._name}, not dip_cross_entropy; "
@@ -128,7 +119,7 @@ def evaluate(args):
     for name, paths in args.baselines.items():
         accuracies = []
         for path in paths:
-            model, _, _, dataset = load(path, args.data, args.subset)
+            model, _, _, dataset = load(path, args.data, args.subset, "--baseline")
             results["examples"] = len(dataset)
             accuracies.append(clean_accuracy(model, dataset, args.batch_size))
         results["baselines"][name] = {"checkpoints": paths, **summary(accuracies)}

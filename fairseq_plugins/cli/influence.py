@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from fairseq_plugins.cli.checkpoints import (
+    batches_in_index_order, checkpoint_task_name, classifier_logits, load_checkpoint, load_split,
+)
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.turnover_dropout import influence, turnover_layers
 
@@ -44,21 +47,9 @@ def add_influence_args(parser):
 
 def checkpoint_path(argv):
     path = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--path"), None)
-    if path is None or not os.path.isfile(path):
-        raise ConfigError(f"--path: give the checkpoint file to explain (got {path})")
+    if path is None:
+        raise ConfigError("--path: give the checkpoint file to explain")
     return path
-
-
-def checkpoint_task_name(path):
-    """The checkpoint's task, so that its options parse without --task (fairseq-validate needs --task)."""
-    from fairseq import checkpoint_utils
-
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    cfg = state.get("cfg") or {}
-    task = cfg.get("task") if hasattr(cfg, "get") else None
-    if task is not None and task.get("_name"):
-        return task["_name"]
-    return getattr(state.get("args"), "task", None)
 
 
 def parse_args(argv):
@@ -87,26 +78,20 @@ def parse_args(argv):
 
 
 def load(args, overrides):
-    from fairseq import checkpoint_utils
-
-    models, saved_cfg, task = checkpoint_utils.load_model_ensemble_and_task([args.path], arg_overrides=overrides)
-    model = models[0].eval()
+    model, saved_cfg, task = load_checkpoint(args.path, overrides=overrides)
     if not turnover_layers(model):
         raise ConfigError(
             f"--path {args.path}: the model has no turn-over dropout layers; train it with --turnover-dropout "
             "(e.g. --arch turnover_image_mlp --criterion turnover_cross_entropy) to estimate influence"
         )
-    splits = {}
-    for flag, subset in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
-        task.load_dataset(subset, combine=False, epoch=1, task_cfg=saved_cfg.task)
-        splits[flag] = task.dataset(subset)
-    return model, splits["--train-subset"], splits["--test-subset"]
+    train = load_split(task, saved_cfg, args.train_subset, "--train-subset")
+    test = load_split(task, saved_cfg, args.test_subset, "--test-subset")
+    return model, train, test
 
 
 def batches(dataset, batch_size, flag):
-    """Collated batches in dataset-index order, every instance once (nothing dropped or filtered)."""
-    for start in range(0, len(dataset), batch_size):
-        sample = dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+    """Collated batches in dataset-index order, each with its instance ids."""
+    for sample in batches_in_index_order(dataset, batch_size):
         if "id" not in sample:
             raise ConfigError(f"{flag}: the task's batches carry no 'id' (instance index); turn-over dropout needs it")
         yield sample
@@ -114,8 +99,7 @@ def batches(dataset, batch_size, flag):
 
 def row_losses(model, net_input, target):
     """Cross-entropy of each row; when the model tiled its rows, the targets repeat once per id."""
-    logits = model(**net_input)
-    logits = logits[0] if isinstance(logits, tuple) else logits  # sentence_prediction models: (logits, extra)
+    logits = classifier_logits(model, net_input)
     target = target.view(-1)  # sentence_prediction targets are (B, 1)
     if logits.size(0) != target.numel():
         target = target.repeat(logits.size(0) // target.numel())

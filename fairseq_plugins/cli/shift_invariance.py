@@ -6,7 +6,7 @@ similarity of each token's encoder output at offset ``k`` with its output at
 offset 0. SHAPE, trained with random shifts, should stay near 1; absolute
 sinusoidal positions (APE) should drop (Kiyono et al., 2021, section 5)::
 
-    fairseq-plugins-shift-invariance data-bin --user-dir "$(fairseq-plugins-dir)" \\
+    fairseq-plugins-shift-invariance data-bin \\
         --path checkpoints/checkpoint_best.pt --max-offset 40 --json --plot shift.png
 
 Works for any encoder-decoder checkpoint with sinusoidal or SHAPE positions: the
@@ -22,6 +22,8 @@ import os
 import torch
 import torch.nn.functional as F
 
+import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
+from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
@@ -31,7 +33,6 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="fairseq-plugins-shift-invariance", description=__doc__.split("\n\n")[0])
     parser.add_argument("data", help="binarized data directory (fairseq-preprocess output)")
     parser.add_argument("--path", required=True, help="checkpoint file")
-    parser.add_argument("--user-dir", help="accepted for symmetry with fairseq; this package is always loaded")
     parser.add_argument("--gen-subset", default="test", help="split whose sentences are encoded")
     parser.add_argument("--max-sentences", type=int, default=200, help="sentences used from the split")
     parser.add_argument("--max-offset", type=int, default=40, help="K: offsets 0..K are probed")
@@ -41,26 +42,17 @@ def parse_args(argv=None):
     for flag, value, minimum in (("--max-sentences", args.max_sentences, 1), ("--max-offset", args.max_offset, 0)):
         if value < minimum:
             parser.error(f"{flag} must be at least {minimum} (got {value})")
-    if not os.path.isfile(args.path):
-        parser.error(f"--path: no such checkpoint file: {args.path}")
     check_plot_argument(parser, args.plot)
     return args
 
 
 def load(args):
-    from fairseq import checkpoint_utils
-
-    try:
-        models, _, task = checkpoint_utils.load_model_ensemble_and_task([args.path], arg_overrides={"data": args.data})
-    except FileNotFoundError as error:
-        raise ConfigError(f"cannot load {args.path} with data {args.data}: {error}") from None
-    model = models[0].eval()
+    model, cfg, task = load_checkpoint(args.path, data=args.data)
     if getattr(model.encoder, "embed_positions", None) is None:
         raise ConfigError(f"--path {args.path}: the model's encoder has no positions to shift")
     if hasattr(model.encoder.embed_positions, "weight"):
         raise ConfigError(f"--path {args.path}: learned positions have no rows beyond training; probe sinusoidal or SHAPE")
-    task.load_dataset(args.gen_subset)
-    dataset = task.dataset(args.gen_subset)
+    dataset = load_split(task, cfg, args.gen_subset, "--gen-subset")
     batch = dataset.collater([dataset[i] for i in range(min(args.max_sentences, len(dataset)))])
     return model, batch["net_input"]
 

@@ -58,7 +58,7 @@ def with_width(args, width, treatment):
     return args
 
 
-def layer_stacks(model):
+def stacks_with_layers(model):
     return {stack: getattr(model, stack) for stack in STACKS if hasattr(getattr(model, stack, None), "layers")}
 
 
@@ -70,7 +70,7 @@ def record_input_std(stds, module, args):
 
 def measure(model, inputs):
     """``{"shortcut_std": {stack: s}, "bound_terms": {stack: [[term per sub-layer] per layer]}}``."""
-    stacks = layer_stacks(model)
+    stacks = stacks_with_layers(model)
     stds = {}  # id(module) -> std of its input
     hooks = []
     for stack in stacks.values():

@@ -1,4 +1,5 @@
-"""Criterions (registered on import)."""
-from fairseq_plugins.criterions import classification_cross_entropy  # noqa: F401
-from fairseq_plugins.criterions import dip_cross_entropy, mixup_cross_entropy  # noqa: F401
-from fairseq_plugins.criterions import turnover  # noqa: F401
+"""Criterions: importing every module of this folder registers them with fairseq."""
+
+from fairseq_plugins.imports import import_all
+
+import_all(__name__, __path__)

@@ -56,8 +56,7 @@ class ClassificationCrossEntropyCriterion(FairseqCriterion):
         self.cfg = cfg
 
     def forward(self, model, sample, reduce=True):
-        logits = model(**sample["net_input"])
-        logits = logits[0] if isinstance(logits, tuple) else logits
+        logits, _ = model(**sample["net_input"])
         target = sample["target"].view(-1)
         loss = F.cross_entropy(logits.float(), target, reduction="sum")
         return loss, target.numel(), self.logging_output(sample, loss, logits, target)

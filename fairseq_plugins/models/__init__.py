@@ -1,6 +1,5 @@
-from fairseq_plugins.models import composable_transformer, composable_transformer_lm, weight_decay  # noqa: F401
-from fairseq_plugins.models import image_classifiers  # noqa: F401
-from fairseq_plugins.models import transformer_classifier  # noqa: F401
-from fairseq_plugins.models import turnover_classifiers  # noqa: F401
+"""Models and architecture presets: importing every module of this folder registers them with fairseq."""
 
-weight_decay.install()  # per-parameter weight decay for every optimizer (models/weight_decay.py)
+from fairseq_plugins.imports import import_all
+
+import_all(__name__, __path__)

@@ -42,9 +42,14 @@ from fairseq.models.transformer_lm import (
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.composable_transformer import (
     ComposableTransformerDecoder,
-    ComposableTransformerOptions,
     build_token_embedding,
     initialize_parameters,
+)
+from fairseq_plugins.models.transformer_options import (
+    ComposableTransformerOptions,
+    fairseq_build_args,
+    option_defaults,
+    set_default,
     validate_options,
 )
 
@@ -74,10 +79,21 @@ UNSUPPORTED_FLAGS = ("character_embeddings", "adaptive_input", "adaptive_softmax
 
 
 def as_namespace(cfg):
-    """A mutable flat copy: fairseq's config classes read extra keys from a Namespace only."""
+    """A mutable flat copy holding every option of the config class: fairseq's config classes read
+    extra keys from a Namespace only, and fairseq's Namespace API (``parse_args_and_arch`` then
+    ``task.build_model(args)`` with a preset's name) fills none of the dataclass defaults."""
     if isinstance(cfg, DictConfig):
         return Namespace(**OmegaConf.to_container(cfg, resolve=True))
-    return Namespace(**vars(cfg))
+    args = Namespace(**vars(cfg))
+    for config_field in dataclasses.fields(ComposableTransformerLMConfig):
+        default = config_field.default
+        if not hasattr(args, config_field.name) and default is not dataclasses.MISSING and not is_interpolation(default):
+            setattr(args, config_field.name, default)
+    return args
+
+
+def is_interpolation(value):
+    return isinstance(value, str) and value.startswith("${")
 
 
 @register_model(MODEL_NAME, dataclass=ComposableTransformerLMConfig)
@@ -85,6 +101,7 @@ class ComposableTransformerLanguageModel(TransformerLanguageModel):
     @classmethod
     def build_model(cls, cfg, task):
         args = as_namespace(cfg)
+        option_defaults(args, stacks=("decoder",))  # checkpoints of older versions lack newer options
         validate_options(args, stacks=("decoder",))
         for flag in UNSUPPORTED_FLAGS:
             if getattr(args, flag, None):
@@ -98,10 +115,7 @@ class ComposableTransformerLanguageModel(TransformerLanguageModel):
             args.decoder_layers = len(args.decoder_layers_to_keep.split(","))
         if getattr(args, "max_target_positions", None) is None:
             args.max_target_positions = getattr(args, "tokens_per_sample", DEFAULT_MAX_TARGET_POSITIONS)
-        args.decoder_normalize_before = args.decoder_residual == "pre_ln"
-        args.decoder_learned_pos = args.positions == "learned"
-        args.no_scale_embedding = args.embed_treatment != "scaled"
-
+        args = fairseq_build_args(args, stacks=("decoder",))
         embed_tokens = cls.build_embedding(args, task.source_dictionary, args.decoder_embed_dim)
         decoder = ComposableTransformerDecoder(
             TransformerConfig.from_namespace(args), task.target_dictionary, embed_tokens, no_encoder_attn=True
@@ -117,7 +131,7 @@ class ComposableTransformerLanguageModel(TransformerLanguageModel):
 
 def set_defaults(args, **defaults):
     for name, value in defaults.items():
-        setattr(args, name, getattr(args, name, value))
+        set_default(args, name, value)
 
 
 @register_model_architecture(MODEL_NAME, "spike_transformer_lm")

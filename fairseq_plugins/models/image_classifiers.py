@@ -12,7 +12,8 @@ The input shape (C, H, W) and the number of classes come from the task.
 
 Interface (what criteria and other methods rely on):
 
-- ``forward(images, **kwargs) -> logits`` (B, num_classes); ``images``: (B, C, H, W) floats.
+- ``forward(images, **kwargs) -> (logits (B, num_classes), None)``, like every classifier of the
+  package (``models/transformer_classifier.py``); ``images``: (B, C, H, W) floats.
   Extra keyword arguments go to ``encode``: a subclass that needs more per example (e.g. the
   dataset index ``sample["id"]``) overrides ``encode(images, **kwargs)``.
 - ``encode(images) -> hidden`` (B, hidden) and ``output_projection`` (hidden -> logits).
@@ -31,7 +32,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.modules.mixing import ReferencePool
+from fairseq_plugins.models.transformer_classifier import ClassifierOutput
+from fairseq_plugins.modules.input_store import InputStore
 
 
 @dataclass
@@ -56,7 +58,7 @@ def parse_channels(text):
 
 
 @register_model("image_classifier", dataclass=ImageClassifierConfig)
-class ImageClassifier(BaseFairseqModel):
+class ImageClassifier(ClassifierOutput, BaseFairseqModel):
     mixing_point = "images"
 
     def __init__(self, cfg, image_shape, num_classes):
@@ -85,7 +87,7 @@ class ImageClassifier(BaseFairseqModel):
             features = cfg.hidden_dim
         self.encoder = nn.Sequential(*layers)
         self.output_projection = nn.Linear(features, num_classes)
-        self.reference_pool = ReferencePool()
+        self.reference_pool = InputStore()
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -103,7 +105,7 @@ class ImageClassifier(BaseFairseqModel):
         return self.output_projection(self.encode(features, **kwargs))
 
     def forward(self, images, **kwargs):
-        return self.forward_from_mixing_point(images, None, **kwargs)
+        return self.forward_from_mixing_point(images, None, **kwargs), None
 
     def max_positions(self):
         return None

@@ -33,6 +33,7 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig, image_cnn, image_mlp
 from fairseq_plugins.models.transformer_classifier import TransformerClassifier, TransformerClassifierConfig
 from fairseq_plugins.modules.turnover_dropout import TurnOverDropout, turnover_layers
+from fairseq_plugins.options import check_choices, choice_field
 
 PLACEMENTS = ("all", "last")
 
@@ -54,9 +55,7 @@ def require_instance_ids(model):
 
 @dataclass
 class TurnOverImageClassifierConfig(ImageClassifierConfig):
-    turnover_dropout: str = field(
-        default="all", metadata={"help": f"hidden layers with turn-over dropout: one of {', '.join(PLACEMENTS)}"}
-    )
+    turnover_dropout: str = choice_field("all", PLACEMENTS, "hidden layers with turn-over dropout")
     turnover_seed: int = field(default=0, metadata={"help": SEED_HELP})
 
 
@@ -66,8 +65,7 @@ class TurnOverImageClassifier(ImageClassifier):
 
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__(cfg, image_shape, num_classes)
-        if cfg.turnover_dropout not in PLACEMENTS:
-            raise ConfigError(f"--turnover-dropout {cfg.turnover_dropout}: choose one of {', '.join(PLACEMENTS)}")
+        check_choices(cfg, TurnOverImageClassifierConfig)
         hidden = [i for i, layer in enumerate(self.encoder) if isinstance(layer, nn.Dropout)]
         if not hidden:
             raise ConfigError("--turnover-dropout needs at least one hidden layer (--hidden-layers >= 1)")
@@ -102,7 +100,7 @@ class TurnOverTransformerClassifier(TransformerClassifier):
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg, dictionary)
-        for k, layer in enumerate(self.layers):  # FFN hidden units are (T, B, ffn): batch dimension 1
+        for k, layer in enumerate(self.encoder.layers):  # FFN hidden units are (T, B, ffn): batch dimension 1
             layer.activation_dropout_module = nn.Sequential(
                 layer.activation_dropout_module, TurnOverDropout(seed=layer_seed(cfg, k), batch_dim=1)
             )

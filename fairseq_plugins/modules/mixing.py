@@ -44,7 +44,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def sample_mixing_weights(rng, alpha, size, keep_dominant=False):
@@ -138,31 +137,3 @@ def evaluation_draws(seed, example_ids, samples, alpha, pool_size):
         weights.append(sample_mixing_weights(np.random.default_rng(weight_seed), alpha, samples, keep_dominant=True))
         references.append(torch.from_numpy(np.random.default_rng(reference_seed).integers(0, pool_size, samples)))
     return torch.stack(weights), torch.stack(references)
-
-
-class ReferencePool(nn.Module):
-    """Training inputs kept with a model (DIP's x'), as buffers named like the model's inputs.
-
-    ``fill({"images": (P, C, H, W)})`` or ``fill({"src_tokens": (P, T), "src_lengths": (P,)})``;
-    ``select(indices)`` returns the same dict for the chosen rows. The buffers live in the model's
-    state dict, so a checkpoint carries its pool; an empty pool loads any pool's shape.
-    """
-
-    def __len__(self):
-        return next(iter(self._buffers.values())).size(0) if self._buffers else 0
-
-    def fill(self, inputs):
-        self._buffers.clear()
-        for name, tensor in inputs.items():
-            self.register_buffer(name, tensor.detach().clone())
-
-    def select(self, indices):
-        return {name: tensor[indices] for name, tensor in self._buffers.items()}
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The pool's shape is only known from the checkpoint: take it from there.
-        self._buffers.clear()
-        for key, tensor in state_dict.items():
-            if key.startswith(prefix) and "." not in key[len(prefix):]:
-                self.register_buffer(key[len(prefix):], torch.empty_like(tensor))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

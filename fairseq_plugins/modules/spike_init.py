@@ -20,7 +20,7 @@ gradient norm stays bounded (no loss spikes) when
                                                             a comparison that does NOT fix it)
 
    or the embeddings are drawn with std 1 (``init_embedding_``) and kept out of
-   weight decay (``--no-weight-decay-embeddings``, models/weight_decay.py), which would otherwise pull
+   weight decay (``--no-weight-decay-embeddings``, optimizer_groups.py), which would otherwise pull
    them back towards zero.
 
 "fairseq" is fairseq's own init, left as is (nothing to do here). Note that

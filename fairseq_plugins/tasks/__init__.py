@@ -1,4 +1,5 @@
-"""Tasks (registered on import)."""
-from fairseq_plugins.tasks import image_classification  # noqa: F401
-from fairseq_plugins.tasks import length_controlled_translation  # noqa: F401
-from fairseq_plugins.tasks import training_monitor  # noqa: F401
+"""Tasks: importing every module of this folder registers them with fairseq."""
+
+from fairseq_plugins.imports import import_all
+
+import_all(__name__, __path__)

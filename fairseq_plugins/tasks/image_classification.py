@@ -19,7 +19,7 @@ they are. Every split is loaded into memory at task setup (Fashion-MNIST: 55 MB 
 model's input shape and the number of classes (largest training label + 1) are known before the
 model is built.
 
-Batches (what criteria and models receive; issue 7's turn-over dropout relies on ``id``)::
+Batches (what criteria and models receive; turn-over dropout relies on ``id``)::
 
     {"id": LongTensor (B,)            # index of each example in its split, stable across epochs
      "net_input": {"images": FloatTensor (B, C, H, W)},
@@ -51,6 +51,7 @@ from fairseq.tasks import FairseqTask, register_task
 
 from fairseq_plugins.criterions.classification_cross_entropy import log_accuracy
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import check_choices, choice_field
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ SPLIT_PERMUTATION_SEED = 0  # fixed, so the splits never depend on --seed
 @dataclass
 class ImageClassificationConfig(FairseqDataclass):
     data: str = field(default=".", metadata={"help": "data directory (see --data-format)"})
-    data_format: str = field(
-        default="auto", metadata={"help": f"one of {', '.join(DATA_FORMATS)} (see the task's docstring)"}
-    )
+    data_format: str = choice_field("auto", DATA_FORMATS, "how DATA is read (see the task's docstring)")
     valid_size: int = field(
         default=5000,
         metadata={"help": "--data-format idx: training images held out as the valid split (fixed permutation)"},
@@ -147,8 +146,6 @@ def load_sklearn_digits():
 
 
 def resolve_format(data, data_format):
-    if data_format not in DATA_FORMATS:
-        raise ConfigError(f"--data-format {data_format}: choose one of {', '.join(DATA_FORMATS)}")
     if data_format != "auto":
         return data_format
     if os.path.exists(os.path.join(data, "train.npz")):
@@ -241,6 +238,7 @@ class ImageClassificationTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
+        check_choices(cfg, ImageClassificationConfig)
         data_format = resolve_format(cfg.data, cfg.data_format)
         if data_format == "idx":
             raw = load_idx(cfg.data, cfg.valid_size)
@@ -265,7 +263,7 @@ class ImageClassificationTask(FairseqTask):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if "ncorrect" not in logging_output:  # e.g. fairseq's cross_entropy: add the accuracy
             with torch.no_grad():
-                predictions = model(**sample["net_input"]).argmax(-1)
+                predictions = model(**sample["net_input"])[0].argmax(-1)
             logging_output["ncorrect"] = (predictions == sample["target"]).sum().item()
             logging_output["nexamples"] = sample["target"].numel()
             logging_output["accuracy_added_by_task"] = 1

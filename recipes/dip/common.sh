@@ -3,7 +3,7 @@
 #   SMALL=1   sklearn digits, one seed, 2 epochs: every step in about a minute on 2 CPU cores
 #   RAW_DIR   a directory with the Fashion-MNIST IDX files (default: where prepare.sh finds them)
 set -euo pipefail
-die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 SMALL=${SMALL:-0}
 WORK_DIR=${WORK_DIR:-dip}
 mkdir -p "$WORK_DIR"

@@ -5,8 +5,8 @@
 #     standard      standard embeddings
 #     alone-binary  ALONE, binary filters, FFN inner dimension 1024 (the paper's headline setting)
 #     alone-real    ALONE, real filters, inner dimension 1024
-# METHODS.md pins D_inter 1024, beam 5 and the 75-byte ROUGE; the optimisation settings are not
-# pinned there, so they are the WMT recipe's (Adam (0.9, 0.98), lr 1e-3, inverse_sqrt with 4000
+# The ALONE paper gives D_inter 1024, beam 5 and the 75-byte ROUGE; its optimisation settings are not
+# given there, so they are the WMT recipe's (Adam (0.9, 0.98), lr 1e-3, inverse_sqrt with 4000
 # warmup updates, dropout 0.3, label smoothing 0.1) with TOKENS_PER_UPDATE=65536 and MAX_UPDATE=30000
 # as this recipe's own choice. GPUs and --update-freq as in recipes/wmt14_en_de/train.sh.
 # Environment: WORK_DIR (as prepare.sh), SMALL=1 (2+2 layers, d=128, MAX_UPDATE 200 on CPU),

@@ -21,17 +21,26 @@ def load_split(data_dir, split):
     return images, torch.from_numpy(labels.astype(np.int64))
 
 
+class Logits(torch.nn.Module):
+    """A package classifier as captum sees a model: images in, logits out (no ``(logits, extra)`` pair)."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images):
+        return self.classifier(images)[0]
+
+
 def load_model(checkpoint, data_dir):
-    from fairseq import checkpoint_utils
+    from fairseq_plugins.cli.checkpoints import load_checkpoint
 
-    import fairseq_plugins  # noqa: F401  (registers the models)
-
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
-    return models[0].eval()  # the full network: no instance masks outside training
+    model, _, _ = load_checkpoint(checkpoint, data=data_dir)
+    return Logits(model)  # the full network (eval mode): no instance masks outside training
 
 
 def load_fairseq_weights(model, path):
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    model.classifier.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
     return 1.0  # constant learning rate (Adam, no schedule): TracInCP's per-checkpoint weight
 
 

@@ -1,6 +1,7 @@
 # Settings shared by the influence recipe's scripts (sourced). SMALL=1: sklearn digits, one seed.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../lib.sh"
 WORK_DIR=${WORK_DIR:-$PWD/influence-work}
 RAW_DIR=${RAW_DIR:-/usr/share/datasets/fashion-mnist}
 if [ "${SMALL:-0}" = 1 ]; then
@@ -12,4 +13,3 @@ else
 fi
 MODEL=(--task image_classification --arch turnover_image_mlp --hidden-dim 128 --hidden-layers 2
        --criterion turnover_cross_entropy)
-say() { echo "[recipe] $*" >&2; }

@@ -8,9 +8,9 @@
 #   ALONE (Takase & Kobayashi 2020), Transformer-base, standard versus ALONE embeddings (D_inter 8192):
 #     standard alone-binary alone-real
 #
-# The B2T settings are the paper's (../shared/METHODS.md section 1). METHODS.md pins SHAPE's K sweep
-# and ALONE's lr 0.0015, dropout 0.2, ReLU dropout 0.15 off after 4500 updates; their batch size and
-# length are not pinned there, so they reuse the B2T 6L setting (460k tokens, 50k updates).
+# The B2T settings are the paper's. SHAPE's K sweep and ALONE's lr 0.0015, dropout 0.2, ReLU dropout 0.15
+# off after 4500 updates are their papers'; their batch size and length are not given there, so they reuse
+# the B2T 6L setting (460k tokens, 50k updates).
 # GPUs are counted with nvidia-smi (GPUS=N overrides); --update-freq is derived so that
 # MAX_TOKENS x GPUs x update-freq reaches TOKENS_PER_UPDATE, printed before training.
 # Environment: WORK_DIR (as prepare.sh), SMALL=1 (2+2 layers, d=128, MAX_UPDATE 200 on CPU),
@@ -31,7 +31,7 @@ case $EXPERIMENT in
     postln-6l|preln-6l|b2t-6l|postln-18l|preln-18l|b2t-18l)
         residual=${EXPERIMENT%-*}; residual=${residual/postln/post_ln}; residual=${residual/preln/pre_ln}
         layers=${EXPERIMENT##*-}; layers=${layers%l}
-        # Deeper stacks need more dropout (METHODS.md: 0.35-0.4 deeper).
+        # Deeper stacks need more dropout (the B2T paper: 0.35-0.4 for deeper stacks).
         [[ $layers == 18 ]] && DROPOUT=0.35
         MODEL=(--arch composable_transformer --encoder-residual "$residual" --decoder-residual "$residual"
                --encoder-layers "$layers" --decoder-layers "$layers") ;;

@@ -1,0 +1,153 @@
+"""Per-token encoders: the seam that classifiers, span heads and arc heads build on.
+
+Every encoder here is an ``nn.Module`` with
+
+- ``output_dim``: the size of each token's state;
+- ``forward(src_tokens) -> (states (B, T, output_dim), padding (B, T) bool)``: one state per
+  token, zero at padding positions; ``padding`` is True at padding.
+
+A head never needs to know which encoder it sits on. ``build_token_encoder(cfg, dictionary)``
+builds the one named by ``--encoder-type`` (``bilstm`` or ``transformer``) from the options of
+``TokenEncoderConfig``, which a model's config inherits.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models.transformer import TransformerConfig
+from fairseq.modules import LayerNorm, SinusoidalPositionalEmbedding
+from fairseq.modules.transformer_layer import TransformerEncoderLayerBase
+
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import check_choices, choice_field
+
+
+class TransformerTokenEncoder(nn.Module):
+    """Token embeddings scaled by sqrt(d), sinusoidal positions, Pre-LN fairseq encoder layers
+    (fairseq's parameter names) and a final LayerNorm.
+
+    ``embed(src_tokens)`` and ``encode_embeddings(embeddings, padding)`` split the forward at the
+    embedding output, before positions are added (the mixing point of mixup/DIP): positions
+    come from the padding mask, so a mix of two sentences is one sentence with interpolated
+    word vectors.
+    """
+
+    def __init__(self, dictionary, embed_dim, ffn_embed_dim, layers, attention_heads, dropout, attention_dropout,
+                 max_positions):
+        super().__init__()
+        if embed_dim % attention_heads:
+            raise ConfigError(
+                f"--encoder-embed-dim {embed_dim} must be a multiple of --encoder-attention-heads {attention_heads}"
+            )
+        self.padding_idx = dictionary.pad()
+        self.output_dim = embed_dim
+        self.max_positions = max_positions
+        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, padding_idx=self.padding_idx)
+        nn.init.normal_(self.embed_tokens.weight, mean=0, std=embed_dim**-0.5)
+        nn.init.constant_(self.embed_tokens.weight[self.padding_idx], 0)
+        self.embed_scale = embed_dim**0.5
+        self.embed_positions = SinusoidalPositionalEmbedding(
+            embed_dim, self.padding_idx, max_positions + self.padding_idx + 1
+        )
+        layer_cfg = TransformerConfig()
+        layer_cfg.encoder.embed_dim = embed_dim
+        layer_cfg.encoder.ffn_embed_dim = ffn_embed_dim
+        layer_cfg.encoder.attention_heads = attention_heads
+        layer_cfg.encoder.normalize_before = True
+        layer_cfg.dropout, layer_cfg.attention_dropout = dropout, attention_dropout
+        self.layers = nn.ModuleList(TransformerEncoderLayerBase(layer_cfg) for _ in range(layers))
+        self.layer_norm = LayerNorm(embed_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def embed(self, src_tokens):
+        """``(scaled token embeddings (B, T, d), padding (B, T))``."""
+        return self.embed_scale * self.embed_tokens(src_tokens), src_tokens.eq(self.padding_idx)
+
+    def encode_embeddings(self, embeddings, padding):
+        if embeddings.size(1) > self.max_positions:
+            raise ConfigError(
+                f"a sentence of {embeddings.size(1)} tokens is longer than --max-positions {self.max_positions}"
+            )
+        # Positions 1..n over the non-padding steps, from the mask (a mix has no tokens of its own).
+        position_input = torch.where(padding, self.padding_idx, self.padding_idx + 1)
+        x = self.dropout(embeddings + self.embed_positions(position_input))
+        x = x.masked_fill(padding.unsqueeze(-1), 0).transpose(0, 1)  # (T, B, d)
+        for layer in self.layers:
+            x = layer(x, encoder_padding_mask=padding)
+        return self.layer_norm(x).transpose(0, 1).masked_fill(padding.unsqueeze(-1), 0)
+
+    def forward(self, src_tokens):
+        embeddings, padding = self.embed(src_tokens)
+        return self.encode_embeddings(embeddings, padding), padding
+
+
+class BiLSTMTokenEncoder(nn.Module):
+    """Word embeddings, dropout, a ``layers``-deep bidirectional LSTM (``hidden_dim`` units per
+    direction), dropout: Ouchi et al.'s span encoder (2 layers of 100 units, without their
+    character CNN and GloVe vectors).
+
+    ``states[..., :hidden_dim]`` are the forward states, ``states[..., hidden_dim:]`` the backward
+    ones (what span vectors take differences of). Unknown words: in training, each token is
+    replaced by ``<unk>`` with probability ``word_dropout``, so the ``<unk>`` embedding that
+    words unseen in training map to is trained. The LSTM has no length limit; ``max_positions``
+    is only reported to fairseq (its batching filter).
+    """
+
+    def __init__(self, dictionary, embed_dim, hidden_dim, layers, dropout, word_dropout, max_positions):
+        super().__init__()
+        if not 0 <= word_dropout < 1:
+            raise ConfigError(f"--word-dropout must be in [0, 1), got {word_dropout}")
+        self.padding_idx, self.unk_idx = dictionary.pad(), dictionary.unk()
+        self.output_dim = 2 * hidden_dim
+        self.max_positions = max_positions
+        self.word_dropout = word_dropout
+        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, padding_idx=self.padding_idx)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=layers, bidirectional=True, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src_tokens):
+        padding = src_tokens.eq(self.padding_idx)
+        if self.training and self.word_dropout > 0:
+            dropped = torch.rand(src_tokens.shape, device=src_tokens.device) < self.word_dropout
+            src_tokens = src_tokens.masked_fill(dropped & ~padding, self.unk_idx)
+        lengths = (~padding).sum(1)
+        x = self.dropout(self.embed_tokens(src_tokens))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        states, _ = self.lstm(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=src_tokens.size(1))
+        return self.dropout(states).masked_fill(padding.unsqueeze(-1), 0), padding
+
+
+ENCODER_TYPES = ("bilstm", "transformer")
+
+
+@dataclass
+class TokenEncoderConfig(FairseqDataclass):
+    """The options of ``build_token_encoder``; a model's config inherits them."""
+
+    encoder_type: str = choice_field("bilstm", ENCODER_TYPES, "per-token encoder")
+    encoder_embed_dim: int = field(default=100, metadata={"help": "word embedding size (transformer: model width)"})
+    encoder_hidden_dim: int = field(default=100, metadata={"help": "bilstm: units per direction"})
+    encoder_layers: int = field(default=2, metadata={"help": "encoder layers"})
+    encoder_ffn_embed_dim: int = field(default=256, metadata={"help": "transformer: feed-forward inner size"})
+    encoder_attention_heads: int = field(default=4, metadata={"help": "transformer: attention heads"})
+    dropout: float = field(default=0.3, metadata={"help": "dropout on embeddings and encoder outputs"})
+    attention_dropout: float = field(default=0.0, metadata={"help": "transformer: dropout on attention weights"})
+    word_dropout: float = field(default=0.05, metadata={"help": "bilstm: training tokens replaced by <unk>"})
+    max_positions: int = field(default=512, metadata={"help": "longest sentence in tokens"})
+
+
+def build_token_encoder(cfg, dictionary):
+    """The per-token encoder named by ``cfg.encoder_type`` (a ``TokenEncoderConfig``)."""
+    check_choices(cfg, TokenEncoderConfig)
+    if cfg.encoder_layers < 1:
+        raise ConfigError(f"--encoder-layers must be >= 1, got {cfg.encoder_layers}")
+    if cfg.encoder_type == "bilstm":
+        return BiLSTMTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_hidden_dim, cfg.encoder_layers,
+                                  cfg.dropout, cfg.word_dropout, cfg.max_positions)
+    return TransformerTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_layers,
+                                   cfg.encoder_attention_heads, cfg.dropout, cfg.attention_dropout, cfg.max_positions)
