@@ -20,6 +20,8 @@ repair is narrow, named after what it repairs, and covered by a regression test 
 - ``per_parameter_optimizer_settings``: every optimizer honours the per-parameter
   ``optim_overrides`` that fairseq's ``composite`` optimizer alone reads
   (``optimizer_groups.py``), so a model can keep parameters out of weight decay.
+- ``unreadable_checkpoints_name_the_file``: a corrupt checkpoint file stops fairseq's
+  loaders with one line naming the file, instead of torch's unpickling traceback.
 - ``one_line_errors_in_commands``: in a command-line program (fairseq's ``fairseq-*``
   CLIs and ours), a ``ConfigError`` prints one line instead of a traceback
   (``errors.py``); a Python session that imports the package keeps its own hook.
@@ -154,6 +156,32 @@ def per_parameter_optimizer_settings():
     FP16Optimizer.build_optimizer = classmethod(build_fp16_optimizer_checked)
 
 
+def unreadable_checkpoints_name_the_file():
+    import zipfile
+
+    from fairseq import checkpoint_utils
+
+    from fairseq_plugins.errors import ConfigError
+
+    load_checkpoint_to_cpu = checkpoint_utils.load_checkpoint_to_cpu
+    if getattr(load_checkpoint_to_cpu, "names_unreadable_files", False):
+        return
+
+    @functools.wraps(load_checkpoint_to_cpu)
+    def load_checkpoint_naming_the_file(path, *args, **kwargs):
+        try:
+            return load_checkpoint_to_cpu(path, *args, **kwargs)
+        except Exception:
+            # torch.save writes zip archives; anything else (garbage, a truncated copy) fails in
+            # torch's unpickler with a message that names neither the file nor the problem.
+            if os.path.isfile(path) and not zipfile.is_zipfile(path):
+                raise ConfigError(f"{path}: not a checkpoint (not a file written by torch.save, or truncated)") from None
+            raise
+
+    load_checkpoint_naming_the_file.names_unreadable_files = True
+    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_naming_the_file
+
+
 def one_line_errors_in_commands():
     from fairseq_plugins import errors
 
@@ -167,4 +195,5 @@ def apply():
     keep_last_batch()
     numpy2_shims()
     per_parameter_optimizer_settings()
+    unreadable_checkpoints_name_the_file()
     one_line_errors_in_commands()

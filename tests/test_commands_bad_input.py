@@ -64,3 +64,27 @@ def test_quickstart_refuses_a_non_empty_work_dir(tmp_path):
     result = run_cli("fairseq-plugins-quickstart", "--work-dir", tmp_path, check=False)
     one_line_error(result, "--work-dir")
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_fairseq_train_on_a_missing_data_directory(tmp_path):
+    from conftest import USER_DIR
+
+    result = run_cli("fairseq-train", tmp_path / "no-such-dir", "--user-dir", USER_DIR, "--arch", "b2t_transformer",
+                     "--task", "translation", "--source-lang", "en", "--target-lang", "xx", "--max-tokens", 1000, check=False)
+    one_line_error(result, "no such file or directory", str(tmp_path / "no-such-dir"))
+
+
+def test_fairseq_generate_with_a_missing_checkpoint(toy_bin, tmp_path):
+    from conftest import USER_DIR
+
+    result = run_cli("fairseq-generate", toy_bin, "--user-dir", USER_DIR, "--path", tmp_path / "no-such.pt", check=False)
+    one_line_error(result, "--path", "no-such.pt")
+
+
+def test_fairseq_generate_with_a_corrupt_checkpoint(toy_bin, tmp_path):
+    from conftest import USER_DIR
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint\n" * 100)
+    result = run_cli("fairseq-generate", toy_bin, "--user-dir", USER_DIR, "--path", corrupt, check=False)
+    one_line_error(result, "corrupt.pt", "not a checkpoint")

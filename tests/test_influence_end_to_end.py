@@ -109,7 +109,7 @@ def test_missing_checkpoint_is_one_line(noisy_digits, tmp_path):
     for task in ([], ["--task", "image_classification"]):
         result = run_cli("fairseq-plugins-influence", noisy_digits, "--user-dir", USER_DIR, *task,
                          "--path", tmp_path / "nothing.pt", "--out", tmp_path / "out", check=False)
-        one_line_error(result, "--path: give the checkpoint file to explain", "nothing.pt")
+        one_line_error(result, "--path", "nothing.pt: no such checkpoint file")
 
 
 def test_training_without_instance_ids_is_one_line(noisy_digits, tmp_path):
@@ -140,3 +140,22 @@ def test_batch_without_ids_is_one_clear_error(noisy_digits):
         criterion(model, sample)
     model.eval()  # validation runs the full network and needs no ids
     criterion(model, sample)
+
+
+def test_ids_that_are_not_dataset_indices_are_refused():
+    """Masks were keyed by id at training; a matrix indexed by position would silently mix them up."""
+    from fairseq_plugins.cli.influence import batches
+    from fairseq_plugins.errors import ConfigError
+
+    class ShiftedIds:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return index
+
+        def collater(self, indices):
+            return {"id": torch.tensor(indices) + 100}
+
+    with pytest.raises(ConfigError, match="--train-subset: .*needs ids equal to the dataset indices"):
+        list(batches(ShiftedIds(), 2, "--train-subset"))

@@ -38,9 +38,19 @@ def test_ldpe_sees_only_the_remaining_length_and_lrpe_the_length_too():
                               length_ratio_encoding(positions, torch.tensor([[17]]), 16))
 
 
-def test_character_counts_of_subwords():
-    symbols = ["<s>", "<pad>", "</s>", "<unk>", "\u2581the", "re", "hou@@", "se"]
-    assert token_character_counts(symbols, [0, 1, 2, 3]).tolist() == [0, 0, 0, 0, 4, 3, 3, 3]
+def test_character_counts_of_sentencepiece_equal_the_detokenized_text():
+    pieces = ["\u2581the", "re", "\u2581dollars", ",", "\u25816", ".", "04", "\u2581caf\u00e9"]
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", *pieces]
+    counts = token_character_counts(symbols, [0, 1, 2, 3])
+    assert counts[:4].tolist() == [0, 0, 0, 0]
+    text = "".join(pieces).replace("\u2581", " ")  # " there dollars, 6.04 caf\u00e9"
+    assert counts[4:].sum().item() == len(text.encode()) == 26  # bytes: the 75-byte evaluation's unit
+
+
+def test_character_counts_of_bpe():
+    symbols = ["<s>", "<pad>", "</s>", "<unk>", "hou@@", "se", "the"]
+    counts = token_character_counts(symbols, [0, 1, 2, 3])
+    assert counts.tolist() == [0, 0, 0, 0, 3, 3, 4]  # "house the ": word-final tokens add their space
     assert token_counts(6, [0, 1, 2, 3]).tolist() == [0, 0, 0, 0, 1, 1]
 
 

@@ -121,3 +121,16 @@ def test_lambda_one_gives_erm_prediction_for_text():
                         torch.ones(3, 2))
     assert torch.equal(dip.argmax(-1), erm.argmax(-1))
     torch.testing.assert_close(dip, erm, rtol=0, atol=1e-6)
+
+
+def test_loaded_inputs_follow_the_models_dtype_and_device():
+    """fairseq loads a checkpoint (saved from CPU float32) into a model already moved and cast."""
+    saved = InputStore()
+    saved.fill({"images": torch.rand(3, 1, 8, 8), "ids": torch.arange(3)})
+    half = InputStore().half()
+    half.load_state_dict(saved.state_dict())
+    assert half.images.dtype == torch.float16 and half.ids.dtype == torch.int64
+    torch.testing.assert_close(half.images.float(), saved.images, atol=1e-3, rtol=0)
+    moved = InputStore().to("meta")
+    moved.load_state_dict(saved.state_dict())
+    assert moved.images.device.type == "meta" and moved.ids.device.type == "meta"

@@ -53,8 +53,11 @@ def test_composition_resumes_training(toy_bin, trained):
 EMBEDDINGS_FROM_CHECKPOINT = """
     import sys, torch, fairseq_plugins
     from fairseq import checkpoint_utils
-    models, _ = checkpoint_utils.load_model_ensemble([sys.argv[1]], arg_overrides={"data": sys.argv[2]})
-    torch.save(models[0].decoder.embed_tokens.embedding_matrix(), sys.argv[3])
+    overrides = {"data": sys.argv[2], "seed": int(sys.argv[4])}
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([sys.argv[1]], arg_overrides=overrides)
+    fresh = task.build_model(cfg.model)  # what this seed alone would give, before the checkpoint's buffers
+    torch.save({"loaded": models[0].decoder.embed_tokens.embedding_matrix(),
+                "fresh": fresh.decoder.embed_tokens.embedding_matrix()}, sys.argv[3])
 """
 
 
@@ -64,12 +67,13 @@ def test_alone_checkpoint_is_self_contained(toy_bin, trained, tmp_path):
     vocab, dim = state["encoder.embed_tokens.code_indices"].size(0), 128
     assert not [name for name, tensor in state.items() if tensor.numel() == vocab * dim]  # no V x d tensor saved
     matrices = []
-    for run in range(2):  # two fresh processes, each building new random filters before loading
-        out = tmp_path / f"embeddings{run}.pt"
+    for seed in (1234, 99):  # fresh processes whose --seed would build other filters than training's
+        out = tmp_path / f"embeddings{seed}.pt"
         subprocess.run([sys.executable, "-c", textwrap.dedent(EMBEDDINGS_FROM_CHECKPOINT), str(checkpoint),
-                        toy_bin, str(out)], check=True, capture_output=True)
+                        toy_bin, str(out), str(seed)], check=True, capture_output=True)
         matrices.append(torch.load(out))
-    assert torch.equal(matrices[0], matrices[1])
+    assert not torch.equal(matrices[0]["fresh"], matrices[1]["fresh"])  # the seed does change the filters
+    assert torch.equal(matrices[0]["loaded"], matrices[1]["loaded"])  # the checkpoint's filters win
 
 
 def test_alone_has_no_trainable_vocabulary_matrix():
@@ -153,3 +157,22 @@ def test_alone_shared_embeddings_need_a_joined_dictionary(toy_raw, tmp_path):
     result = run_cli("fairseq-train", data, "--user-dir", USER_DIR, *TRAIN_FLAGS, "--arch", "alone_transformer",
                      "--max-update", 1, "--save-dir", tmp_path / "ckpt", check=False)
     one_line_error(result, "--share-all-embeddings", "--joined-dictionary")
+
+
+@pytest.mark.parametrize("token_scale, expect_invariant", [(1e4, True), (1e-4, False)])
+def test_shift_probe_separates_invariant_from_position_bound_encoders(token_scale, expect_invariant):
+    """Token vectors that dwarf the positions make an encoder shift invariant, tiny ones make it all
+    position: the probe must report ~1 for the first and clearly less for the second."""
+    from fairseq_plugins.cli.shift_invariance import shift_similarities
+
+    torch.manual_seed(0)
+    model = model_from_flags(["--arch", "composable_transformer", *TINY_MODEL, "--dropout", "0"], 40).eval()
+    with torch.no_grad():
+        model.encoder.embed_tokens.weight.mul_(token_scale)
+    src = torch.randint(4, 40, (3, 9))
+    similarities = shift_similarities(model, {"src_tokens": src, "src_lengths": torch.full((3,), 9)}, 8)
+    assert similarities[0] == pytest.approx(1.0)
+    if expect_invariant:
+        assert min(similarities) > 0.999
+    else:
+        assert similarities[8] < 0.9

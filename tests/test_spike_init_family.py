@@ -8,6 +8,7 @@ import torch
 
 from conftest import TINY_MODEL, TRAIN_FLAGS, USER_DIR, one_line_error, run_cli
 from fairseq_plugins.cli.dataless import model_from_flags
+from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spike_init import EmbeddingTreatment
 
 
@@ -42,9 +43,16 @@ def test_small_init_stds_match_the_formulas():
 
 
 def test_embed_init_std_overrides():
-    model = build("composable_transformer", "--embed-init-std", "1.0", "--share-all-embeddings")
+    model = build("composable_transformer", "--embed-init-std", "1.0", "--embed-treatment", "vanilla",
+                  "--share-all-embeddings")
     weight = model.encoder.embed_tokens.weight
     assert weight[4:].std().item() == pytest.approx(1.0, rel=0.05) and weight[1].abs().sum() == 0
+
+
+def test_embed_init_std_with_sqrt_d_scaling_is_refused():
+    """Scaled embeddings multiply by sqrt(d): --embed-init-std 1.0 would silently mean std sqrt(d)."""
+    with pytest.raises(ConfigError, match="--embed-init-std 1.0 with --embed-treatment scaled multiplies"):
+        build("composable_transformer", "--embed-init-std", "1.0")
 
 
 def test_small_scheme_composes_with_alone_embeddings():

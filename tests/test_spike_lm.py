@@ -224,8 +224,9 @@ def run_updates(task, model, optimizer, losses_in_bits):
     applied = []
     for update, bits in enumerate(losses_in_bits):
         before = model.weight.detach().clone()
-        model.weight.grad = torch.ones_like(model.weight)
+        model.weight.grad = None  # fairseq's zero_grad before each update
         task.train_step(torch.tensor(bits * math.log(2)), model, None, optimizer, update)
+        model.weight.grad = torch.ones_like(model.weight)  # the backward inside train_step
         task.optimizer_step(optimizer, model, update)
         if not torch.equal(before, model.weight):
             applied.append(update + 1)
@@ -244,3 +245,56 @@ def test_monitoring_off_records_nothing_and_steps_as_fairseq():
     task, model, optimizer = monitored_stand_in()
     assert run_updates(task, model, optimizer, [4.0, 9.0, float("nan")]) == [1, 2, 3]
     assert task._spike_detector is None and task._update_loss == []
+
+
+def test_an_update_dropped_before_its_optimizer_step_does_not_merge_into_the_next():
+    """fp16 overflow: fairseq skips optimizer_step; the next update must judge its own loss alone."""
+    task, model, optimizer = monitored_stand_in(detect_loss_spikes=True, spike_min_history=3)
+    run_updates(task, model, optimizer, [4.0, 4.0, 4.0, 4.0])
+    model.weight.grad = None
+    task.train_step(torch.tensor(100.0 * math.log(2)), model, None, optimizer, 4)  # overflowed: no optimizer_step
+    assert run_updates(task, model, optimizer, [4.0]) == [1]
+    assert task._spike_detector.spikes == 0
+
+
+def test_a_rank_without_losses_still_joins_the_all_reduce(monkeypatch):
+    """At an epoch's end fairseq gives some ranks only dummy batches (ignore_grad); skipping the
+    collective there would leave the other ranks waiting forever."""
+    task, model, optimizer = monitored_stand_in(detect_loss_spikes=True, skip_spike_updates=True)
+    reduced = []
+
+    def all_reduce(tensor):
+        reduced.append(tensor.clone())
+        tensor += torch.tensor([50.0 * 3 * math.log(2), 3.0], dtype=tensor.dtype)  # the other rank: 3 units at 50 bits
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    model.weight.grad = None
+    task.train_step(torch.tensor(1.0), model, None, optimizer, 0, ignore_grad=True)
+    task.optimizer_step(optimizer, model, 0)
+    assert len(reduced) == 1 and reduced[0].tolist() == [0.0, 0.0]
+    assert list(task._spike_detector._history) == [50.0]  # the decision is the other rank's loss, as there
+
+
+def test_layer_grad_norms_divide_out_the_fp16_loss_scale(caplog):
+    """fairseq's FP16Optimizer keeps the scaled, unclipped gradients in the model until its step and
+    applies the factor lazily; the logged norms are the ones the step will apply."""
+    import re
+    from argparse import Namespace
+
+    from fairseq_plugins.tasks.training_monitor import TrainingMonitorConfig, TrainingMonitorMixin
+
+    class StandInWithLayers(StandInTask):
+        def build_model(self, cfg, from_checkpoint=False):
+            model = torch.nn.Module()
+            model.layers = torch.nn.ModuleList([torch.nn.Linear(2, 2, bias=False)])
+            return model
+
+    cfg = Namespace(**{**vars(TrainingMonitorConfig()), "layer_grad_norm_interval": 1})
+    task = type("Monitored", (TrainingMonitorMixin, StandInWithLayers), {})(cfg)
+    model = task.build_model(cfg)
+    model.layers[0].weight.grad = torch.full((2, 2), 1024.0 * 0.5)  # loss scale 1024, true gradient 0.5 each
+    fp16_optimizer = Namespace(_multiply_factor=torch.tensor(1.0 / 1024))  # what FP16Optimizer holds before its step
+    with caplog.at_level("INFO", logger="fairseq_plugins.tasks.training_monitor"):
+        task._log_layer_grad_norms(model, fp16_optimizer, 1)
+    assert re.search(r"\| layers \| 1$", caplog.text, re.M), caplog.text  # the norm of a 2x2 matrix of 0.5

@@ -90,10 +90,18 @@ def load(args, overrides):
 
 
 def batches(dataset, batch_size, flag):
-    """Collated batches in dataset-index order, each with its instance ids."""
+    """Collated batches in dataset-index order, each with its instance ids, which must be the
+    dataset indices: training masks were keyed by ``id``, the matrix is indexed by position."""
+    start = 0
     for sample in batches_in_index_order(dataset, batch_size):
         if "id" not in sample:
             raise ConfigError(f"{flag}: the task's batches carry no 'id' (instance index); turn-over dropout needs it")
+        if not torch.equal(sample["id"].cpu(), torch.arange(start, start + len(sample["id"]))):
+            raise ConfigError(
+                f"{flag}: instance {start}'s batch carries ids {sample['id'][:3].tolist()}...; turn-over dropout "
+                "keys masks by id and needs ids equal to the dataset indices 0..N-1"
+            )
+        start += len(sample["id"])
         yield sample
 
 
@@ -132,6 +140,8 @@ def influence_matrix(model, train, test, pairs_per_batch, progress=True):
     test_rows = min(len(test), pairs_per_batch)
     ids_per_pass = max(1, pairs_per_batch // test_rows)
     test_batches = list(batches(test, test_rows, "--test-subset"))
+    for _ in batches(train, pairs_per_batch, "--train-subset"):  # checks the training ids
+        pass
     train_ids = torch.arange(len(train))
     passes = len(test_batches) * -(-len(train) // ids_per_pass)
     with tqdm(total=passes, desc="influence (test x train)", unit="pass", disable=not progress, file=sys.stderr) as bar:

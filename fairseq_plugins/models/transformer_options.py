@@ -92,7 +92,7 @@ class ComposableTransformerOptions(FairseqDataclass):
     embed_init_std: Optional[float] = field(
         default=None,
         metadata={"help": "std of the token embeddings at init (default: fairseq's d**-0.5, or sqrt(2/(5d)) "
-                  "with --init-scheme small)"},
+                  "with --init-scheme small); needs --embed-treatment vanilla or layernorm, whose inputs keep it"},
     )
     no_weight_decay_embeddings: bool = field(
         default=False,
@@ -131,6 +131,12 @@ def validate_options(args, stacks=STACKS):
         raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")
     if args.embed_init_std is not None and args.embeddings != "standard":
         raise ConfigError("--embed-init-std initialises standard embeddings only; drop it with --embeddings alone")
+    if args.embed_init_std is not None and args.embed_treatment == "scaled":
+        # The sqrt(d) factor would multiply the std asked for: std 1.0 would reach the first layer as sqrt(d).
+        raise ConfigError(
+            f"--embed-init-std {args.embed_init_std} with --embed-treatment scaled multiplies that std by sqrt(d); "
+            "use --embed-treatment vanilla (Spike No More's std-1 embeddings) or layernorm"
+        )
     for stack in stacks:
         scheme = getattr(args, f"{stack}_residual")
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":

@@ -20,10 +20,12 @@ Length is counted in one of two units:
 - ``tokens``: ``pos`` is the number of tokens produced so far, ``len`` the number of output tokens
   (end of sentence excluded);
 - ``chars``: ``pos`` is the number of characters produced so far, ``len`` the characters of the
-  whole output (the paper's choice for headlines, whose evaluation truncates at 75 bytes). A
-  token's characters are those of its subword string with sentencepiece's word-start mark ``▁``
-  counted as the space it stands for, or, for ``@@``-continued BPE, the string without ``@@`` (a
-  word-final BPE token counts one more for the following space); special symbols count 0.
+  whole output (the paper's choice for headlines, whose evaluation truncates at 75 bytes), counted
+  as UTF-8 bytes of the detokenized text (characters, for ASCII). With a sentencepiece vocabulary
+  (any entry starts with the word-start mark ``▁``) a piece adds its bytes with ``▁`` counted as
+  the space it stands for, and a piece without it (a word continuation, attached punctuation) adds
+  just its bytes. With ``@@``-continued BPE a token adds its bytes without ``@@``, and a word-final
+  token one more for the space that follows it. Special symbols add 0.
 
 Padding tokens get a zero vector, as fairseq's positions do.
 """
@@ -75,15 +77,16 @@ def token_counts(num_symbols: int, special_indices: Sequence[int]) -> torch.Tens
 
 
 def token_character_counts(symbols: Sequence[str], special_indices: Sequence[int]) -> torch.Tensor:
-    """``chars`` unit: characters each vocabulary entry adds to the output (see the module docstring)."""
+    """``chars`` unit: bytes each vocabulary entry adds to the detokenized output (see the module docstring)."""
+    sentencepiece = any(symbol.startswith(SENTENCEPIECE_SPACE) for symbol in symbols)
     counts = []
     for symbol in symbols:
-        if symbol.endswith(BPE_CONTINUATION):
-            counts.append(len(symbol) - len(BPE_CONTINUATION))
-        elif symbol.startswith(SENTENCEPIECE_SPACE):
-            counts.append(len(symbol))
+        if sentencepiece:
+            counts.append(len(symbol.replace(SENTENCEPIECE_SPACE, " ").encode()))
+        elif symbol.endswith(BPE_CONTINUATION):
+            counts.append(len(symbol[: -len(BPE_CONTINUATION)].encode()))
         else:
-            counts.append(len(symbol) + 1)
+            counts.append(len(symbol.encode()) + 1)
     counts = torch.tensor(counts, dtype=torch.long)
     counts[list(special_indices)] = 0
     return counts

@@ -15,7 +15,7 @@ and ``monitored_translation`` are fairseq's tasks with those two hooks and these
 - ``--layer-grad-norm-interval N``: every N updates, log the gradient norm of every layer
   of every ``layers`` stack of the model (``encoder.layers``, ``decoder.layers``). These
   are the gradients the optimizer applies, i.e. after ``--clip-norm``, which scales every
-  layer alike.
+  layer alike, and, with ``--fp16``, after the loss scale is divided out.
 
 With none of them set the hooks call fairseq's straight away: no extra work, no sync.
 The detector's history restarts when training resumes (fairseq's trainer does not restore
@@ -96,6 +96,10 @@ class TrainingMonitorMixin:
         return model
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self._spike_detector is not None and not any(p.grad is not None for p in model.parameters()):
+            # The update's first micro-batch (fairseq zeroes gradients to None before each update):
+            # drop what an update that never reached optimizer_step collected (an fp16 overflow).
+            self._update_loss = []
         loss, sample_size, logging_output = super().train_step(
             sample, model, criterion, optimizer, update_num, ignore_grad
         )
@@ -106,23 +110,27 @@ class TrainingMonitorMixin:
     def optimizer_step(self, optimizer, model, update_num):
         interval = self.monitor_cfg.layer_grad_norm_interval
         if interval and (update_num + 1) % interval == 0:
-            self._log_layer_grad_norms(model, update_num + 1)
-        if self._spike_detector is not None and self._update_is_spike(update_num + 1):
+            self._log_layer_grad_norms(model, optimizer, update_num + 1)
+        if self._spike_detector is not None and self._update_is_spike(model, update_num + 1):
             if self.monitor_cfg.skip_spike_updates:
                 optimizer.zero_grad()
                 return
         super().optimizer_step(optimizer, model, update_num)
 
-    def _update_is_spike(self, update):
+    def _update_is_spike(self, model, update):
+        """Every rank reaches the all-reduce, also one that only had dummy batches (``ignore_grad``)
+        at an epoch's end, and takes the same decision from the summed loss."""
         losses, self._update_loss = self._update_loss, []
-        if not losses:
-            return False
-        loss_sum = torch.stack([loss.reshape(()) for loss, _ in losses]).sum()
-        totals = torch.stack([loss_sum, loss_sum.new_tensor(sum(float(size) for _, size in losses))])
+        device = next(model.parameters()).device
+        totals = torch.zeros(2, dtype=torch.float64, device=device)
+        for loss, size in losses:
+            totals += torch.stack([loss.reshape(()).to(totals), totals.new_tensor(float(size))])
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(totals)
         loss_sum, sample_size = totals.tolist()
-        loss = loss_sum / max(sample_size, 1.0) / math.log(2)
+        if sample_size == 0:
+            return False
+        loss = loss_sum / sample_size / math.log(2)
         detector = self._spike_detector
         median = detector.median
         spike = detector.update(loss)
@@ -135,11 +143,14 @@ class TrainingMonitorMixin:
             )
         return spike
 
-    def _log_layer_grad_norms(self, model, update):
+    def _log_layer_grad_norms(self, model, optimizer, update):
         if self._stacks is None:
             self._stacks = layer_stacks(model)
+        # fairseq's fp16 optimizers apply the loss-scale division and the clipping lazily: the
+        # gradients they will apply are the model's times this factor (1 for the others).
+        factor = float(getattr(optimizer, "_multiply_factor", 1.0))
         for name, stack in self._stacks:
-            norms = " ".join(f"{norm:.4g}" for norm in layer_grad_norms(list(stack)))
+            norms = " ".join(f"{factor * norm:.4g}" for norm in layer_grad_norms(list(stack)))
             logger.info(f"layer grad norms | update {update} | {name} | {norms}")
 
 
