@@ -181,3 +181,30 @@ def test_teachers_maps_text_rows_and_cache(tmp_path):
         teacher.text_embedding("sports car")
     with pytest.raises(registry.ConfigError, match="no text embedding"):
         DinoTeacher().text_embedding("cat")
+
+
+def test_the_feature_loss_leaves_the_radiance_field_untouched():
+    """Features are rendered through detached weights: distilling them cannot move geometry or colour."""
+    model = ball_model()
+    origins, directions = rays_along_x(0.1)
+    out = model.render(origins.repeat(4, 1), directions.repeat(4, 1), torch.zeros(3), features=True)
+    out["feature"][:, 1].sum().backward()
+    assert model.features.grid.grad is not None and model.features.grid.grad.abs().sum() > 0
+    for name, param in model.radiance.named_parameters():
+        assert param.grad is None or param.grad.abs().sum() == 0, name
+
+
+def test_teacher_maps_are_cached_per_input_resolution(tmp_path):
+    """A re-run at another --max-side must not reuse maps computed from differently sized views."""
+    from recipes.nerf.teachers import OracleTeacher
+
+    write_rgba_scene(str(tmp_path / "scene"), size=16)
+    teacher = OracleTeacher(2)
+    teacher.registered_name = "oracle"
+    calls = []
+    teacher.maps = lambda images, views, index: calls.append(images.shape) or torch.zeros(1, *images.shape[1:3], 2)
+    for max_side in (16, 8, 16):
+        views = BlenderScene(str(tmp_path / "scene"), max_side=max_side).load("train")
+        maps = teacher.cached_maps(views, str(tmp_path / "cache"), "train")
+        assert maps.shape[1:3] == views.images.shape[1:3]
+    assert [shape[1] for shape in calls] == [16, 16, 8, 8]  # two views per size, the third run reads the cache

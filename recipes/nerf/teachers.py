@@ -31,7 +31,9 @@ class Teacher:
 
     def cached_maps(self, views, cache_dir, split):
         """Teacher maps of every view of ``split``, computed once and kept in ``cache_dir`` (one file per view)."""
-        directory = os.path.join(cache_dir, self.cache_name, split)
+        # Keyed by the views' size too: the maps depend on the images the teacher saw (--max-side).
+        height, width = views.images.shape[1:3]
+        directory = os.path.join(cache_dir, self.cache_name, f"{split}-{height}x{width}")
         os.makedirs(directory, exist_ok=True)
         maps = []
         for index, name in enumerate(views.names):
