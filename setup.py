@@ -8,7 +8,9 @@ setup(
         "multi-ticket ensembles, turn-over dropout and instance-based NER/parsing"
     ),
     python_requires=">=3.11",
-    packages=find_packages(include=["fairseq_plugins", "fairseq_plugins.*"]),
+    packages=find_packages(include=["fairseq_plugins", "fairseq_plugins.*"]) + ["fairseq_plugins_nerf"],
+    # recipes/nerf is its own small package; installed under this name, its command works from any directory.
+    package_dir={"fairseq_plugins_nerf": "recipes/nerf"},
     install_requires=[
         # Pinned: an unpinned torch makes pip resolve a multi-GB CUDA build, and
         # fairseq-fixed compiles extensions against whatever torch is present.
@@ -44,6 +46,7 @@ setup(
             "fairseq-plugins-ensemble = fairseq_plugins.cli.ensemble:main",
             "fairseq-plugins-explain = fairseq_plugins.cli.explain:main",
             "fairseq-plugins-ner-report = fairseq_plugins.cli.ner_report:main",
+            "fairseq-plugins-nerf = fairseq_plugins_nerf.cli:main",
         ]
     },
 )

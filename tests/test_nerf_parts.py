@@ -170,7 +170,7 @@ def test_teachers_maps_text_rows_and_cache(tmp_path):
     views = BlenderScene(str(tmp_path / "scene")).load("train")
     oracle = OracleTeacher(num_labels=5).cached_maps(views, str(tmp_path / "cache"), "train")
     assert torch.equal(oracle.argmax(-1), views.labels)
-    assert sorted(os.listdir(tmp_path / "cache" / "oracle" / "train")) == ["r_0.pt", "r_1.pt"]
+    assert sorted(os.listdir(tmp_path / "cache" / "oracle" / "train-16x16")) == ["r_0.pt", "r_1.pt"]
 
     teacher = EfficientNetLite0Teacher(input_size=64)
     maps = teacher.cached_maps(views, str(tmp_path / "cache"), "train")
@@ -200,7 +200,6 @@ def test_teacher_maps_are_cached_per_input_resolution(tmp_path):
 
     write_rgba_scene(str(tmp_path / "scene"), size=16)
     teacher = OracleTeacher(2)
-    teacher.registered_name = "oracle"
     calls = []
     teacher.maps = lambda images, views, index: calls.append(images.shape) or torch.zeros(1, *images.shape[1:3], 2)
     for max_side in (16, 8, 16):
@@ -208,3 +207,12 @@ def test_teacher_maps_are_cached_per_input_resolution(tmp_path):
         maps = teacher.cached_maps(views, str(tmp_path / "cache"), "train")
         assert maps.shape[1:3] == views.images.shape[1:3]
     assert [shape[1] for shape in calls] == [16, 16, 8, 8]  # two views per size, the third run reads the cache
+
+
+def test_the_installed_command_runs_outside_the_repository(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("fairseq-plugins-nerf", "train", "--scene", tmp_path / "none", "--out", tmp_path / "run",
+                     cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "No module named" not in result.stderr
+    assert result.stderr.startswith("fairseq-plugins-nerf train: error:") and "--scene" in result.stderr

@@ -1,6 +1,7 @@
 """Distilled Feature Fields (Kobayashi, Matsumoto & Sitzmann, NeurIPS 2022) on a CPU-friendly NeRF.
 
-``python -m recipes.nerf --help`` from the repository root. Importing the package fills the
+``fairseq-plugins-nerf --help`` (installed with the package), or ``python -m recipes.nerf --help``
+from the repository root. Importing the package fills the
 registries (registry.py) with the parts defined in its modules.
 """
 

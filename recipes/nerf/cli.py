@@ -1,4 +1,4 @@
-"""``python -m recipes.nerf {make-scene,train,render,query,edit,evaluate}``."""
+"""``fairseq-plugins-nerf {make-scene,train,render,query,edit,evaluate}``."""
 
 import json
 import math
@@ -17,7 +17,7 @@ from .train import TrainConfig, load_run, open_scene, psnr, set_threads, teacher
 
 
 def build_parser():
-    parser = OneLineErrors(prog="python -m recipes.nerf", description=__doc__)
+    parser = OneLineErrors(prog="fairseq-plugins-nerf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrors)
 
     p = commands.add_parser("make-scene", help="write the procedural labelled scene (Blender format)")
@@ -66,7 +66,7 @@ def main(argv=None):
         set_threads(args.threads)
         COMMANDS[args.command](args)
     except ConfigError as error:
-        print(f"python -m recipes.nerf {args.command}: error: {error}", file=sys.stderr)
+        print(f"fairseq-plugins-nerf {args.command}: error: {error}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -7,7 +7,7 @@ class in one module.
 
 
 class ConfigError(ValueError):
-    """A bad flag or file: ``python -m recipes.nerf`` prints it as one line ``error: <message>``."""
+    """A bad flag or file: ``fairseq-plugins-nerf`` prints it as one line ``error: <message>``."""
 
 
 def make_registry(kind):

@@ -5,7 +5,7 @@
 # The figures of the README are WORK_DIR/figures/*.png.
 set -euo pipefail
 WORK_DIR=${WORK_DIR:-nerf-work}
-nerf() { python -m recipes.nerf "$@"; }
+nerf() { fairseq-plugins-nerf "$@"; }
 if [[ "${SMALL:-0}" == 1 ]]; then
   scene_flags=(--resolution 32 --train-views 30 --val-views 2 --test-views 3)
   train_flags=(--iterations 300 --coarse-resolution 24 --resolution 48 --feature-resolution 24 --batch-rays 1024 --eval-every 150)
@@ -25,7 +25,7 @@ size=$(python -c "from PIL import Image; print(Image.open('$WORK_DIR/scene/train
 px() { for v in "$@"; do echo -n "$((v * size / 64)) "; done; }
 for teacher in "${teachers[@]}"; do
   run="$WORK_DIR/run-$teacher"
-  /usr/bin/time -f "train command: %e s wall" python -m recipes.nerf train --scene "$WORK_DIR/scene" --out "$run" --teacher "$teacher" "${train_flags[@]}"
+  /usr/bin/time -f "train command: %e s wall" fairseq-plugins-nerf train --scene "$WORK_DIR/scene" --out "$run" --teacher "$teacher" "${train_flags[@]}"
   nerf query --run "$run" --name sphere-patch --patch 0 $(px 24 36 33 45)
   nerf query --run "$run" --name box-click --click 1 $(px 20 26)
   nerf evaluate --run "$run" --json | tee "$run/evaluate.json"

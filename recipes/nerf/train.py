@@ -225,7 +225,7 @@ def make_optimiser(model, cfg):
 def load_run(run_dir, device=None):
     """(config, model, feature mean, feature basis) of a finished run."""
     if not os.path.isfile(os.path.join(run_dir, "model.pt")):
-        raise ConfigError(f"--run {run_dir}: no model.pt there (train with: python -m recipes.nerf train --out {run_dir})")
+        raise ConfigError(f"--run {run_dir}: no model.pt there (train with: fairseq-plugins-nerf train --out {run_dir})")
     with open(os.path.join(run_dir, "config.json")) as f:
         saved = json.load(f)
     cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
