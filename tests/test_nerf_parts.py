@@ -216,3 +216,14 @@ def test_the_installed_command_runs_outside_the_repository(tmp_path):
                      cwd=tmp_path, check=False)
     assert result.returncode == 1 and "No module named" not in result.stderr
     assert result.stderr.startswith("fairseq-plugins-nerf train: error:") and "--scene" in result.stderr
+
+
+def test_a_scene_without_labels_trains_with_the_defaults_on_a_real_teacher(tmp_path):
+    import shutil
+
+    make_scene(SceneConfig(out=str(tmp_path / "scene"), resolution=16, train_views=2, val_views=1, test_views=1))
+    shutil.rmtree(tmp_path / "scene" / "labels")  # as a captured scene: images and poses only
+    result = run_nerf("train", "--scene", tmp_path / "scene", "--out", tmp_path / "run", "--iterations", 2,
+                      "--resolution", 8, "--coarse-resolution", 8, "--feature-resolution", 8, "--eval-every", 2)
+    assert "--teacher auto: efficientnet-lite0 (the scene has no per-pixel labels)" in result.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"] == "efficientnet-lite0"

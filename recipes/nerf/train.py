@@ -33,7 +33,8 @@ class TrainConfig:
     dataset: str = option("blender", "scene reader", choices=DATASETS)
     background: str = option("white", "colour the RGBA images are composited on", choices=BACKGROUNDS)
     max_side: int = option(128, "downscale images by an integer factor until their longer side is at most this")
-    teacher: str = option("oracle", "2D feature teacher distilled into the feature field", choices=TEACHERS)
+    teacher: str = option("auto", "2D feature teacher distilled into the feature field (auto: oracle when the scene "
+                          "has per-pixel labels, else efficientnet-lite0)", choices=lambda: ["auto", *TEACHERS])
     teacher_input_size: int = option(0, "side the teacher's input image is resized to (0: 448 EfficientNet, 224 DINO)")
     class_names: str = option("", "text file of the 1000 ImageNet class names, for --text queries with efficientnet-lite0")
     feature_cache: str = option("", "where teacher maps are cached (default SCENE/features)")
@@ -164,6 +165,10 @@ def train(cfg: TrainConfig):
     device = pick_device(cfg.device)
     scene = open_scene(cfg)
     views, val = scene.load("train"), scene.load("val")
+    if cfg.teacher == "auto":
+        cfg.teacher = "oracle" if views.labels is not None else "efficientnet-lite0"
+        print(f"--teacher auto: {cfg.teacher} (the scene {'has' if views.labels is not None else 'has no'} "
+              "per-pixel labels)", flush=True)
     targets = teacher_targets(cfg, scene, views)
     feature_dim = targets.basis.shape[1]
     model = FeatureFieldModel(scene.aabb, cfg.field, cfg.coarse_resolution, cfg.feature_field, cfg.feature_resolution, feature_dim).to(device)
