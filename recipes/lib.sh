@@ -122,6 +122,7 @@ SMALL_TRANSFORMER=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128
 # from 1e-7, label smoothing 0.1, shared embeddings) for the model in MODEL, into
 # $WORK_DIR/checkpoints/$EXPERIMENT. Reads LR WARMUP DROPOUT MAX_TOKENS TOKENS_PER_UPDATE MAX_UPDATE
 # SAVE_EVERY SMALL; on GPUs --update-freq makes each update reach TOKENS_PER_UPDATE, printed first.
+# DRY_RUN=1 prints the fairseq-train command instead of running it (with GPUS=N: the full-size command).
 train_seq2seq() {
     local description=$1 gpus extra freq; shift
     if [[ $SMALL == 1 ]]; then
@@ -134,14 +135,16 @@ train_seq2seq() {
     say "$description: $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
         "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
     SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
+    local command=(fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings
+        --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP"
+        --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1
+        --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE"
+        --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints
+        --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar
+        "${extra[@]}" "$@")
+    if [[ ${DRY_RUN:-0} == 1 ]]; then echo "${command[*]}"; return 0; fi
     mkdir -p "$SAVE_DIR"
-    fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings \
-        --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" \
-        --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-        --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE" \
-        --save-dir "$SAVE_DIR" --save-interval-updates "$SAVE_EVERY" --keep-interval-updates 10 --no-epoch-checkpoints \
-        --seed "${SEED:-1}" --log-format simple --log-interval "$(( SMALL == 1 ? 50 : 100 ))" --no-progress-bar \
-        "${extra[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
+    "${command[@]}" 2>&1 | tee -a "$SAVE_DIR/train.log"
     grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
 }
 

@@ -72,15 +72,15 @@ def test_decoding_without_a_length_names_the_flag():
         module(torch.tensor([[EOS]]), incremental_state={})
 
 
-@pytest.mark.parametrize("unit", ["tokens", "chars"])
-def test_incremental_decoding_scores_as_full_forward(unit):
+@pytest.mark.parametrize("unit, positions", [("tokens", "ldpe"), ("chars", "ldpe"), ("chars", "lrpe+pe")])
+def test_incremental_decoding_scores_as_full_forward(unit, positions):
     torch.manual_seed(0)
     model = model_from_flags(["--arch", "b2t_transformer", *TINY_MODEL, "--share-all-embeddings",
-                              "--positions", "ldpe", "--length-unit", unit], 40).eval()
+                              "--positions", positions, "--length-unit", unit], 40).eval()
     src, tgt = torch.randint(4, 40, (1, 7)), torch.randint(4, 40, (1, 6))
     prev = torch.cat([torch.tensor([[EOS]]), tgt[:, :-1]], dim=1)
     full = model(src, torch.tensor([7]), prev)[0]
-    positions = model.decoder.embed_positions
+    positions = next(m for m in model.decoder.modules() if isinstance(m, LengthControlledPositions))
     positions.desired_length = int(positions.token_amounts[prev].sum())
     encoder_out = model.encoder(src, src_lengths=torch.tensor([7]))
     state, steps = {}, []
@@ -128,3 +128,16 @@ def test_desired_length_on_a_model_without_length_positions_is_one_line(toy_bin,
     result = generate(toy_bin, tmp_path / "checkpoint_last.pt", "--task", "length_controlled_translation",
                       "--desired-length", 30, check=False)
     one_line_error(result, "--desired-length", "lrpe or ldpe")
+
+
+def test_plus_pe_adds_the_length_encoding_to_the_sinusoidal_positions():
+    """Takase & Okazaki's "+PE" variants: the decoder keeps fairseq's sinusoidal positions and adds LRPE/LDPE."""
+    torch.manual_seed(0)
+    plain = model_from_flags(["--arch", "b2t_transformer", *TINY_MODEL, "--share-all-embeddings"], 40)
+    summed = model_from_flags(["--arch", "b2t_transformer", *TINY_MODEL, "--share-all-embeddings",
+                               "--positions", "lrpe+pe", "--length-unit", "tokens"], 40)
+    tokens = torch.tensor([[EOS, 4, 5, 6, PAD]])
+    length = LengthControlledPositions(128, PAD, 1024, "lrpe", token_counts(40, [0, 1, 2, 3]))
+    expected = plain.decoder.embed_positions(tokens) + length(tokens)
+    torch.testing.assert_close(summed.decoder.embed_positions(tokens), expected)
+    assert type(summed.encoder.embed_positions).__name__ == "SinusoidalPositionalEmbedding"

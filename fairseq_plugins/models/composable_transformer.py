@@ -50,7 +50,9 @@ from fairseq_plugins.modules.alone import AloneEmbedding
 from fairseq_plugins.modules.b2t import rescale_init_
 from fairseq_plugins.modules.length_positions import (
     LENGTH_ENCODINGS,
+    WITH_SINUSOIDAL,
     LengthControlledPositions,
+    SummedPositions,
     token_character_counts,
     token_counts,
 )
@@ -92,15 +94,20 @@ class TreatmentAsEmbedScale(EmbeddingTreatment):
         return self(embeddings)
 
 
-def build_length_positions(cfg, dictionary, embed_dim):
+def build_length_positions(cfg, dictionary, embed_dim, sinusoidal_positions):
+    """``--positions lrpe/ldpe``: the length encoding; ``lrpe+pe/ldpe+pe``: it plus ``sinusoidal_positions``."""
     specials = [dictionary.bos(), dictionary.pad(), dictionary.eos(), dictionary.unk()]
     if cfg.length_unit == "chars":
         amounts = token_character_counts(dictionary.symbols, specials)
     else:
         amounts = token_counts(len(dictionary), specials)
-    return module_errors_as_config_errors(
-        LengthControlledPositions, embed_dim, dictionary.pad(), cfg.max_target_positions, cfg.positions, amounts
+    encoding = cfg.positions.removesuffix(WITH_SINUSOIDAL)
+    length_positions = module_errors_as_config_errors(
+        LengthControlledPositions, embed_dim, dictionary.pad(), cfg.max_target_positions, encoding, amounts
     )
+    if cfg.positions.endswith(WITH_SINUSOIDAL):
+        return SummedPositions(sinusoidal_positions, length_positions)
+    return length_positions
 
 
 def treat_embeddings(stack, cfg, dim):
@@ -129,8 +136,8 @@ class ComposableTransformerDecoder(TransformerDecoderBase):
         super().__init__(cfg, dictionary, embed_tokens, no_encoder_attn, output_projection)
         if cfg.positions == "shape" and self.embed_positions is not None:
             self.embed_positions = build_positions(cfg, "decoder", self.padding_idx, self.embed_dim)
-        if cfg.positions in LENGTH_ENCODINGS:
-            self.embed_positions = build_length_positions(cfg, dictionary, self.embed_dim)
+        if cfg.positions.removesuffix(WITH_SINUSOIDAL) in LENGTH_ENCODINGS:
+            self.embed_positions = build_length_positions(cfg, dictionary, self.embed_dim, self.embed_positions)
         treat_embeddings(self, cfg, embed_tokens.embedding_dim)
 
     def build_decoder_layer(self, cfg, no_encoder_attn=False):

@@ -24,13 +24,14 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.alone import FILTER_KINDS
 from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES
-from fairseq_plugins.modules.length_positions import LENGTH_ENCODINGS, LENGTH_UNITS
+from fairseq_plugins.modules.length_positions import LENGTH_ENCODINGS, LENGTH_UNITS, WITH_SINUSOIDAL
 from fairseq_plugins.modules.shape import EVAL_OFFSETS
 from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS, INIT_SCHEMES
 from fairseq_plugins.options import check_choices, choice_field
 
-# lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py); the encoder keeps sinusoidal.
-POSITION_KINDS = ("sinusoidal", "learned", "shape") + LENGTH_ENCODINGS
+# lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py), in place of the
+# decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal.
+POSITION_KINDS = ("sinusoidal", "learned", "shape") + LENGTH_ENCODINGS + tuple(e + WITH_SINUSOIDAL for e in LENGTH_ENCODINGS)
 EMBEDDING_KINDS = ("standard", "alone")
 STACKS = ("encoder", "decoder")
 
@@ -55,7 +56,7 @@ class ComposableTransformerOptions(FairseqDataclass):
     positions: str = choice_field(
         "sinusoidal", POSITION_KINDS,
         "position embeddings of both stacks (shape: SHAPE; lrpe/ldpe: the decoder's encode the output length, "
-        "the encoder's stay sinusoidal)",
+        "the encoder's stay sinusoidal; lrpe+pe/ldpe+pe: that encoding added to the decoder's sinusoidal ones)",
     )
     shape_max_shift: int = field(
         default=40, metadata={"help": "SHAPE's K: training offsets are drawn per sequence from 0..K-1"}

@@ -28,6 +28,10 @@ Length is counted in one of two units:
   token one more for the space that follows it. Special symbols add 0.
 
 Padding tokens get a zero vector, as fairseq's positions do.
+
+The paper's "+PE" variants (``lrpe+pe``, ``ldpe+pe``) keep the ordinary sinusoidal positions and add
+the length encoding to them (``SummedPositions``): the decoder sees both where it is and how much
+output is left.
 """
 
 from typing import Optional, Sequence
@@ -36,6 +40,7 @@ import torch
 from torch import nn
 
 LENGTH_ENCODINGS = ("lrpe", "ldpe")
+WITH_SINUSOIDAL = "+pe"  # "lrpe+pe": the length encoding added to the ordinary sinusoidal positions
 LENGTH_UNITS = ("tokens", "chars")
 SENTENCEPIECE_SPACE = "\u2581"
 BPE_CONTINUATION = "@@"
@@ -135,3 +140,20 @@ class LengthControlledPositions(nn.Module):
             lengths = torch.full_like(produced_so_far[:, :1], self.desired_length)
         encoded = ENCODINGS[self.encoding](produced_so_far, lengths, self.dim)
         return encoded * not_padding.unsqueeze(-1).to(encoded.dtype)
+
+
+class SummedPositions(nn.Module):
+    """The sum of two position modules with fairseq's interface (``forward(tokens, incremental_state)``),
+    e.g. sinusoidal positions plus a length encoding (the "+PE" variants)."""
+
+    def __init__(self, positions: nn.Module, length_positions: nn.Module):
+        super().__init__()
+        self.positions = positions
+        self.length_positions = length_positions
+        self.max_positions = min(positions.max_positions, length_positions.max_positions)
+
+    def forward(self, tokens: torch.Tensor, incremental_state=None, timestep=None, positions=None) -> torch.Tensor:
+        # In incremental decoding fairseq's sinusoidal module returns the last step only (batch, 1, dim);
+        # the decoder keeps the last step of the sum, which broadcasting leaves exact.
+        return (self.positions(tokens, incremental_state=incremental_state)
+                + self.length_positions(tokens, incremental_state=incremental_state))

@@ -9,8 +9,9 @@
 #     standard alone-binary alone-real
 #
 # The B2T settings are the paper's. SHAPE's K sweep and ALONE's lr 0.0015, dropout 0.2, ReLU dropout 0.15
-# off after 4500 updates are their papers'; their batch size and length are not given there, so they reuse
-# the B2T 6L setting (460k tokens, 50k updates).
+# off after 4500 updates are their papers'; ALONE's 100k updates and --clip-norm 1.0 (for its standard
+# baseline too) are the authors' public command. Their batch size is not given, so all reuse the B2T 6L
+# setting (460k tokens per update; SHAPE also its 50k updates).
 # GPUs are counted with nvidia-smi (GPUS=N overrides); --update-freq is derived so that
 # MAX_TOKENS x GPUs x update-freq reaches TOKENS_PER_UPDATE, printed before training.
 # Environment: WORK_DIR (as prepare.sh), SMALL=1 (2+2 layers, d=128, MAX_UPDATE 200 on CPU),
@@ -40,13 +41,13 @@ case $EXPERIMENT in
     shape-k*)
         k=${EXPERIMENT#shape-k}
         MODEL=(--arch shape_transformer --shape-max-shift "$k") ;;
-    standard)
-        LR=0.0015 DROPOUT=0.2
-        MODEL=(--arch composable_transformer) ;;
+    standard)  # ALONE's baseline: the authors' settings (100k updates, --clip-norm 1.0)
+        LR=0.0015 DROPOUT=0.2 FULL_UPDATES=100000
+        MODEL=(--arch composable_transformer --clip-norm 1.0) ;;
     alone-binary|alone-real)
-        LR=0.0015 DROPOUT=0.2
+        LR=0.0015 DROPOUT=0.2 FULL_UPDATES=100000
         MODEL=(--arch alone_transformer --alone-filter "${EXPERIMENT#alone-}" --alone-inter-dim 8192
-               --alone-relu-dropout 0.15 --alone-relu-dropout-off-after 4500) ;;
+               --alone-relu-dropout 0.15 --alone-relu-dropout-off-after 4500 --clip-norm 1.0) ;;
     *) die "unknown experiment $EXPERIMENT; one of: $EXPERIMENTS" ;;
 esac
 
@@ -56,7 +57,7 @@ if [[ $SMALL == 1 ]]; then
     MAX_TOKENS=${MAX_TOKENS:-2048} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-2048} MAX_UPDATE=${MAX_UPDATE:-200}
     WARMUP=50 LR=2e-3 SAVE_EVERY=10
 else
-    MAX_TOKENS=${MAX_TOKENS:-7200} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-460000} MAX_UPDATE=${MAX_UPDATE:-50000}
+    MAX_TOKENS=${MAX_TOKENS:-7200} TOKENS_PER_UPDATE=${TOKENS_PER_UPDATE:-460000} MAX_UPDATE=${MAX_UPDATE:-${FULL_UPDATES:-50000}}
     SAVE_EVERY=1000
 fi
 train_seq2seq "$EXPERIMENT" "$@"
