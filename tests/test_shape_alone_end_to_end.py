@@ -125,6 +125,12 @@ def test_extrapolation_probe_small_run(tmp_path):
                      "--test-size", 20, "--max-update", 5, "--max-train-length", 12, "--json")
     report = json.loads(result.stdout)
     assert set(report["bleu"]) == {"ape", "shape"} and report["pairs"]["test"] == 20
+    assert all(0 <= score <= 100 for score in report["bleu"].values()) and "nrefs:1" in report["signature"]
+    # The claim under test needs every training source short and every test source longer.
+    raw = tmp_path / "work" / "raw"
+    for split, keep in (("train", lambda n: n <= 12), ("valid", lambda n: n <= 12), ("test", lambda n: n > 12)):
+        lengths = [len(line.split()) for line in (raw / f"{split}.en").read_text().splitlines()]
+        assert len(lengths) == report["pairs"][split] and all(map(keep, lengths)), split
 
 
 def test_params_counts_alone_against_standard():
