@@ -11,7 +11,9 @@ builds the one named by ``--encoder-type`` (``bilstm`` or ``transformer``) from 
 ``TokenEncoderConfig``, which a model's config inherits.
 """
 
+import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from torch import nn
@@ -23,6 +25,8 @@ from fairseq.modules.transformer_layer import TransformerEncoderLayerBase
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.options import check_choices, choice_field
+
+logger = logging.getLogger(__name__)
 
 
 class TransformerTokenEncoder(nn.Module):
@@ -86,8 +90,8 @@ class TransformerTokenEncoder(nn.Module):
 
 class BiLSTMTokenEncoder(nn.Module):
     """Word embeddings, dropout, a ``layers``-deep bidirectional LSTM (``hidden_dim`` units per
-    direction), dropout: Ouchi et al.'s span encoder (2 layers of 100 units, without their
-    character CNN and GloVe vectors).
+    direction), dropout: Ouchi et al.'s span encoder (2 layers of 100 units; their GloVe vectors
+    through ``--word-embeddings``, without their character CNN).
 
     ``states[..., :hidden_dim]`` are the forward states, ``states[..., hidden_dim:]`` the backward
     ones (what span vectors take differences of). Unknown words: in training, each token is
@@ -139,6 +143,10 @@ class TokenEncoderConfig(FairseqDataclass):
     attention_dropout: float = field(default=0.0, metadata={"help": "transformer: dropout on attention weights"})
     word_dropout: float = field(default=0.05, metadata={"help": "bilstm: training tokens replaced by <unk>"})
     max_positions: int = field(default=512, metadata={"help": "longest sentence in tokens"})
+    word_embeddings: Optional[str] = field(
+        default=None, metadata={"help": "text file of pretrained word vectors (GloVe format: word v1 ... vd), "
+                                        "copied into the embeddings when training starts"})
+    freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
 
 
 def build_token_encoder(cfg, dictionary):
@@ -151,3 +159,38 @@ def build_token_encoder(cfg, dictionary):
                                   cfg.dropout, cfg.word_dropout, cfg.max_positions)
     return TransformerTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_layers,
                                    cfg.encoder_attention_heads, cfg.dropout, cfg.attention_dropout, cfg.max_positions)
+
+
+def load_word_vectors(embedding, dictionary, path):
+    """Copy the vectors of ``path`` (GloVe's text format) into ``embedding`` for the words of
+    ``dictionary`` (exact match first, else the lowercased word); the rest keep their
+    initialisation. Returns the number of words found."""
+    found = {}
+    try:
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                word, *values = line.rstrip().split(" ")
+                if len(values) != embedding.embedding_dim:
+                    raise ConfigError(f"--word-embeddings {path}:{number}: a vector of {len(values)} values, but "
+                                      f"--encoder-embed-dim is {embedding.embedding_dim}")
+                found.setdefault(word, values)
+    except OSError as error:
+        raise ConfigError(f"--word-embeddings {path}: {error.strerror}") from None
+    with torch.no_grad():
+        hits = 0
+        for index, word in enumerate(dictionary.symbols):
+            values = found.get(word, found.get(word.lower()))
+            if values is not None and index != dictionary.pad():
+                embedding.weight[index] = torch.tensor([float(v) for v in values])
+                hits += 1
+    logger.info("--word-embeddings %s: vectors for %d of %d words", path, hits, len(dictionary))
+    return hits
+
+
+def init_word_embeddings(encoder, dictionary, cfg):
+    """``--word-embeddings`` / ``--freeze-word-embeddings`` on a built encoder; call it when training
+    starts (a checkpoint already holds the embeddings)."""
+    if cfg.word_embeddings:
+        load_word_vectors(encoder.embed_tokens, dictionary, cfg.word_embeddings)
+    if cfg.freeze_word_embeddings:
+        encoder.embed_tokens.weight.requires_grad_(False)

@@ -1,0 +1,250 @@
+"""span_ner through the real CLIs on a tiny generated corpus: both heads train, resume and evaluate;
+F1 in fairseq-validate equals the per-type report's; explanations name real training spans; bad
+input stops with one line.
+
+The corpus: template sentences with person, location and organisation names of 1 to 3 tokens,
+train.conll in IOB2, valid.conll in IOB1, test.conll in BIOES (all three readers in one run);
+the test split holds names never seen in training (unknown words).
+"""
+
+import json
+import os
+import random
+import re
+
+import pytest
+import torch
+
+from conftest import USER_DIR, one_line_error, run_cli
+from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.tasks.span_ner import SpanNerConfig, SpanNerTask
+
+NAMES = {
+    "PER": ["John Smith", "Mary", "Ali Khan", "Chen Wei", "Anna", "Pedro Alvarez Ruiz", "Yuki", "Omar"],
+    "LOC": ["Paris", "New York", "Tokyo", "Rio de Janeiro", "Cairo", "Lima", "Oslo", "Cape Town"],
+    "ORG": ["Acme Corp", "Globex", "Initech", "United Nations", "Red Cross", "Umbrella Inc"],
+}
+UNSEEN = {"PER": ["Zorblax Quint"], "LOC": ["Vrellintown"], "ORG": ["Qwyzzle Labs"]}
+TEMPLATES = [
+    "{PER} lives in {LOC} .", "{ORG} hired {PER} last week .", "yesterday {PER} flew to {LOC} with {PER} .",
+    "the {ORG} office in {LOC} is closed .", "we met {PER} at the {ORG} party", "{LOC} is far from {LOC}",
+    "nothing happened today .", "i think {PER} likes it",
+]
+TRAIN = ["--optimizer", "adam", "--lr", "5e-3", "--batch-size", 16, "--num-workers", 0, "--no-progress-bar",
+         "--log-format", "simple", "--log-interval", 10, "--seed", 1, "--no-epoch-checkpoints",
+         "--encoder-embed-dim", 32, "--encoder-hidden-dim", 32, "--span-dim", 32, "--dropout", 0.1,
+         "--instance-sentences", 20, "--max-span-length", 4]
+
+
+def sentence(rng, names):
+    template = rng.choice(TEMPLATES)
+    words, entities = [], []
+    for piece in template.split():
+        if piece.startswith("{"):
+            kind = piece[1:-1]
+            name = rng.choice(names[kind]).split()
+            entities.append((len(words), len(words) + len(name) - 1, kind))
+            words.extend(name)
+        else:
+            words.append(piece)
+    return words, entities
+
+
+def tags(length, entities, scheme):
+    result = ["O"] * length
+    for start, end, kind in entities:
+        for position in range(start, end + 1):
+            prefix = "B" if position == start else "I"
+            if scheme == "bioes":
+                prefix = "S" if start == end else "B" if position == start else "E" if position == end else "I"
+            elif scheme == "iob1" and position == start:
+                prefix = "I"  # IOB1: B- only between two adjacent entities of one type (none here)
+            result[position] = f"{prefix}-{kind}"
+    return result
+
+
+def write_corpus(directory, sizes=(("train", 300, "iob2"), ("valid", 40, "iob1"), ("test", 40, "bioes"))):
+    rng = random.Random(0)
+    os.makedirs(directory, exist_ok=True)
+    for split, count, scheme in sizes:
+        names = {kind: NAMES[kind] + (UNSEEN[kind] if split == "test" else []) for kind in NAMES}
+        lines = ["-DOCSTART- -X- O", ""]
+        for _ in range(count):
+            words, entities = sentence(rng, names)
+            lines.extend(f"{word} X {tag}" for word, tag in zip(words, tags(len(words), entities, scheme)))
+            lines.append("")
+        with open(os.path.join(directory, f"{split}.conll"), "w") as file:
+            file.write("\n".join(lines) + "\n")
+    return str(directory)
+
+
+# Pretrained vectors (GloVe's text format, 32 d) for two training words: "mary" reaches "Mary" lowercased.
+VECTORS = {"Paris": [0.5] * 32, "mary": [-0.25] * 32}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    data = write_corpus(tmp_path_factory.mktemp("ner") / "data")
+    with open(os.path.join(data, "vectors.txt"), "w") as file:
+        file.write("".join(f"{word} {' '.join(map(str, vector))}\n" for word, vector in VECTORS.items()))
+    return data
+
+
+def logged(result, name):
+    return [float(value) for value in re.findall(rf"\| {name} ([\d.]+)", result.stdout + result.stderr)]
+
+
+def read_train_spans(data):
+    """(sentence id, start, end) -> label of train.conll's entities (IOB2), and its sentences."""
+    sentences, labels, words, current = [], {}, [], []
+    with open(os.path.join(data, "train.conll")) as file:
+        for line in file:
+            columns = line.split()
+            if columns and columns[0] != "-DOCSTART-":
+                current.append((columns[0], columns[-1]))
+            elif current:
+                sentences.append(current)
+                current = []
+    for index, rows in enumerate(sentences):
+        start = None
+        for position, (_, tag) in enumerate(rows + [("", "O")]):
+            if start is not None and not tag.startswith("I-"):
+                labels[(index, start, position - 1)] = rows[start][1][2:]
+                start = None
+            if tag.startswith("B-"):
+                start = position
+    return labels, [[word for word, _ in rows] for rows in sentences]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """``trained(head, *flags) -> (save dir, first run, resumed run)``: 40 updates, then resumed to 60."""
+    runs = {}
+
+    def train(head, *extra):
+        if (head, extra) not in runs:
+            save_dir = tmp_path_factory.mktemp(head)
+            flags = [flag.format(corpus=corpus) for flag in extra]
+            common = [corpus, "--user-dir", USER_DIR, "--task", "span_ner", "--criterion", "span_ner",
+                      "--span-head", head, *TRAIN, *flags, "--save-dir", save_dir]
+            first = run_cli("fairseq-train", *common, "--max-update", 40)
+            runs[head, extra] = save_dir, first, run_cli("fairseq-train", *common, "--max-update", 60)
+        return runs[head, extra]
+
+    return train
+
+
+@pytest.mark.parametrize("head, extra", [
+    ("classifier", ("--arch", "span_ner_bilstm", "--word-embeddings", "{corpus}/vectors.txt", "--freeze-word-embeddings")),
+    ("instance", ("--arch", "span_ner_bilstm")),
+    pytest.param("instance", ("--arch", "span_ner_transformer", "--similarity", "cosine", "--encoder-embed-dim", "32"),
+                 marks=pytest.mark.slow),
+])
+def test_train_resume_validate_report(corpus, trained, head, extra):
+    save_dir, first, second = trained(head, *extra)
+    assert logged(first, "f1"), "validation inside fairseq-train logs f1"
+    assert "Loaded checkpoint" in second.stdout and "@ 40 updates" in second.stdout and "num_updates 60" in second.stdout
+    in_training = logged(second, "f1")[-1]
+    # the checkpoint evaluates on its own, from another directory: only DATA and the file
+    validate = run_cli("fairseq-validate", corpus, "--user-dir", USER_DIR, "--task", "span_ner",
+                       "--path", save_dir / "checkpoint_last.pt", "--valid-subset", "valid,test", "--batch-size", 7,
+                       "--num-workers", 0, cwd="/")
+    valid_f1, test_f1 = logged(validate, "f1")
+    assert valid_f1 == in_training  # the same memory, rebuilt from train.conll, gives the same scores
+    assert test_f1 > 50  # names of 1-3 tokens, unseen test names included: clearly learnt
+    if "--word-embeddings" in extra:  # copied in when training started, frozen, kept in the checkpoint
+        state = torch.load(save_dir / "checkpoint_last.pt", weights_only=False)["model"]
+        words = [line.split()[0] for line in open(os.path.join(corpus, "dict.words.txt"))]
+        for word, vector in (("Paris", VECTORS["Paris"]), ("Mary", VECTORS["mary"])):
+            row = state["encoder.embed_tokens.weight"][words.index(word) + 4]  # after <s> <pad> </s> <unk>
+            torch.testing.assert_close(row, torch.tensor(vector))
+    report_file = save_dir / "report.json"
+    report = run_cli("fairseq-plugins-ner-report", corpus, "--path", save_dir / "checkpoint_last.pt", "--json-file", report_file)
+    rows = json.loads(report_file.read_text())["report"]
+    assert set(rows) >= {"PER", "LOC", "ORG", "micro avg"} and "PER" in report.stdout
+    assert round(rows["micro avg"]["f1-score"], 2) == test_f1
+    assert [round(rows["micro avg"][k], 2) for k in ("precision", "recall")] == [
+        logged(validate, "precision")[1], logged(validate, "recall")[1]]
+
+
+@pytest.fixture(scope="module")
+def instance_checkpoint(trained):
+    return trained("instance", "--arch", "span_ner_bilstm")[0] / "checkpoint_last.pt"
+
+
+def test_explanations_name_real_training_spans(corpus, instance_checkpoint, tmp_path):
+    out = tmp_path / "explain.json"
+    result = run_cli("fairseq-plugins-explain", corpus, "--path", instance_checkpoint, "--subset", "test", "--top-k", 3,
+                        "--json-file", out, "--print", 2)
+    report = json.loads(out.read_text())
+    train_labels, train_words = read_train_spans(corpus)
+    predictions = report["predictions"]
+    assert len(predictions) > 40 and "plausibility" in result.stdout
+    for prediction in predictions:
+        assert len(prediction["neighbours"]) == 3
+        for neighbour in prediction["neighbours"]:
+            key = (neighbour["sentence"], neighbour["start"], neighbour["end"])
+            assert neighbour["label"] == train_labels.get(key, "O")  # the label the memory holds is the gold one
+            assert neighbour["text"] == " ".join(train_words[key[0]][key[1]:key[2] + 1])
+    by_sentence = {}
+    for prediction in predictions:  # decoded output: no two spans of a sentence overlap
+        by_sentence.setdefault(prediction["sentence"], []).append((prediction["start"], prediction["end"]))
+    for spans in by_sentence.values():
+        covered = [t for start, end in spans for t in range(start, end + 1)]
+        assert len(covered) == len(set(covered))
+    summary = report["summary"]
+    assert summary["plausibility"] > summary["label_prior"]
+    # every span of at most L = 4 tokens of every training sentence, null ones included
+    assert summary["memory_spans"] == sum(max(0, len(words) - width + 1) for words in train_words for width in range(1, 5))
+
+
+def test_instance_probabilities_sum_to_one_and_unknown_words(corpus, instance_checkpoint):
+    model, cfg, task = load_checkpoint(str(instance_checkpoint), data=corpus)
+    dataset = load_split(task, cfg, "test")
+    unknown = sum((tokens == task.words.unk()).sum().item() for tokens in dataset.tokens)
+    assert unknown > 0  # the test split's unseen names map to <unk> and are scored like any word
+    for batch, log_probs, decoded in task.predict(model, dataset, batch_size=16):
+        inside = batch["target"] >= 0
+        torch.testing.assert_close(log_probs[inside].exp().sum(-1), torch.ones(int(inside.sum())))
+        assert all(label != 0 for sentence in decoded for _, _, label, _ in sentence)
+
+
+def make_task(data, **overrides):
+    return SpanNerTask.setup_task(SpanNerConfig(data=str(data), seed=1, **overrides))
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("a O\nb\n", "train.conll:2: a token line needs the token and its tag (last column), got 'b'"),
+    ("a O\nb B-PER\nc E-PER\n\nd Q-PER\n", "train.conll:5: tag 'Q-PER' is not O or one of B-TYPE, I-TYPE, E-TYPE, S-TYPE (BIOES)"),
+    ("-DOCSTART- O\n\n\n", "train.conll: no sentences"),
+])
+def test_malformed_files_name_file_and_line(tmp_path, lines, message):
+    (tmp_path / "train.conll").write_text(lines)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_task(tmp_path)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(max_span_length=0), "--max-span-length must be >= 1 (got 0)"),
+    (dict(instance_sentences=0), "--instance-sentences must be >= 1 (got 0)"),
+    (dict(tag_scheme="iob3"), "--tag-scheme must be one of auto, iob1, iob2, bioes (got 'iob3')"),
+])
+def test_bad_task_flags(corpus, overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_task(corpus, **overrides)
+
+
+def test_sentence_longer_than_max_positions(corpus):
+    task = make_task(corpus, max_positions=5)
+    with pytest.raises(ConfigError, match=r"valid\.conll:\d+: a sentence of \d+ tokens is longer than --max-positions 5"):
+        task.load_dataset("valid")
+
+
+def test_bad_input_is_one_line_in_fairseq_train(tmp_path):
+    data = write_corpus(tmp_path / "data", (("train", 20, "iob2"), ("valid", 5, "iob2")))
+    with open(os.path.join(data, "valid.conll"), "a") as file:
+        file.write("word\n")
+    result = run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "span_ner", "--arch", "span_ner_bilstm",
+                     "--criterion", "span_ner", "--batch-size", 4, "--max-update", 1, "--save-dir", tmp_path, check=False)
+    one_line_error(result, "valid.conll:44: a token line needs the token and its tag (last column), got 'word'")
