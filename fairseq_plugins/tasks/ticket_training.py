@@ -1,0 +1,212 @@
+"""Finetuning lottery tickets with fairseq-train, for any architecture: ``ticket_<task>`` tasks.
+
+``ticket_sentence_prediction``, ``ticket_image_classification`` and ``ticket_translation`` are
+fairseq's (and this package's) tasks with two hooks (``train_step``, ``optimizer_step``; the
+same seams as ``training_monitor.py``) and these flags:
+
+- ``--ticket-mask FILE``: ``{parameter name: bool tensor}`` (1 = kept). Pruned weights are set
+  to 0 before the first update and stay exactly 0 through every update: their gradient is
+  zeroed before the optimizer step, and after it the weights and every same-shaped optimizer
+  state (Adam's moments) are zeroed again, so neither momentum nor weight decay can bring them
+  back. The checkpoint stays a plain one of its architecture (same names, zeros in place).
+- ``--ticket-penalty FILE`` (or ``--ticket-random-penalty P`` with ``--ticket-penalty-seed S``:
+  ``l`` drawn over the model's prunable set, as RANDOM-LT does) and ``--ticket-tau T``: the
+  diversity regulariser ``tau_t ||theta * l||_1`` with ``l`` from FILE and ``tau_t = T * lr_t / lr_max`` (it decays
+  with the LR schedule). Its subgradient is added to the gradient fairseq has just normalised
+  and clipped, so it is the regulariser of the per-``sample_size`` loss. Logged as ``ticket_l1``.
+- ``--ticket-save-init FILE``: the model's state dict at the first update, i.e. after
+  fairseq has restored the pretrained weights and initialised anything new (a classification
+  head): the point tickets rewind to. Not overwritten once it exists.
+- ``--bagging-fraction F`` (< 1) with ``--bagging-seed S``: train on a random fraction F of
+  the ``train`` split (the bagging baseline of multi-ticket ensembles).
+
+The mask and penalty files are read at the first update only, so evaluating a ticket checkpoint
+(fairseq-validate, fairseq-generate) never needs them. The computation lives in
+``modules/pruning.py``; ``cli/tickets.py`` runs the whole procedure.
+"""
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fairseq import metrics
+from fairseq.data import BaseWrapperDataset
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
+
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.pruning import add_penalty_gradient, full_masks, penalty_value, prunable_names, random_penalty
+
+logger = logging.getLogger(__name__)
+
+TICKET_TASKS = ("sentence_prediction", "image_classification", "translation")
+TICKET_PREFIX = "ticket_"
+
+
+@dataclass
+class TicketConfig(FairseqDataclass):
+    ticket_mask: str = field(default="", metadata={"help": "file of {parameter: bool mask}; pruned weights are held at 0"})
+    ticket_penalty: str = field(default="", metadata={"help": "file of {parameter: l}: adds tau_t * ||theta * l||_1 to the loss"})
+    ticket_random_penalty: float = field(
+        default=0.0, metadata={"help": "RANDOM-LT: l ~ Bernoulli over the prunable set with P(l = 0) = this (0: off)"}
+    )
+    ticket_penalty_seed: int = field(default=1, metadata={"help": "seed of the --ticket-random-penalty draw"})
+    ticket_tau: float = field(default=0.0, metadata={"help": "tau of the regulariser at the peak LR (it decays with the LR)"})
+    ticket_save_init: str = field(default="", metadata={"help": "save the model's state at the first update here (the rewind point)"})
+    bagging_fraction: float = field(default=1.0, metadata={"help": "train on this random fraction of the train split (bagging)"})
+    bagging_seed: int = field(default=1, metadata={"help": "seed of the --bagging-fraction subset"})
+
+
+def load_tensor_file(path, flag):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag} {path}: no such file")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def peak_lr(optimizer):
+    """The configured (peak) LR of a fairseq optimizer, dataclass-configured or legacy."""
+    config = getattr(optimizer, "cfg", None) or getattr(optimizer, "args", None)
+    lr = getattr(config, "lr", None)
+    if lr is None:
+        raise ConfigError("--ticket-tau: cannot read the optimizer's --lr to decay tau with the LR")
+    return float(lr if isinstance(lr, (int, float)) else lr[0])  # --lr is a list in fairseq
+
+
+class BaggingSubset(BaseWrapperDataset):
+    """A fixed random ``fraction`` of a dataset (without replacement, drawn from ``seed``), batched in
+    the order the wrapped dataset gives its members (e.g. its per-epoch shuffle)."""
+
+    def __init__(self, dataset, fraction, seed):
+        super().__init__(dataset)
+        count = max(1, round(fraction * len(dataset)))
+        self.indices = np.sort(np.random.default_rng(seed).choice(len(dataset), count, replace=False))
+
+    def __getitem__(self, index):
+        return self.dataset[self.indices[index]]
+
+    def __len__(self):
+        return len(self.indices)
+
+    @property
+    def sizes(self):
+        sizes = self.dataset.sizes  # one array, or a list of them (NestedDictionaryDataset)
+        return [s[self.indices] for s in sizes] if isinstance(sizes, list) else sizes[self.indices]
+
+    def num_tokens(self, index):
+        return self.dataset.num_tokens(self.indices[index])
+
+    def size(self, index):
+        return self.dataset.size(self.indices[index])
+
+    @property
+    def supports_prefetch(self):
+        return False
+
+    def ordered_indices(self):
+        position = np.full(len(self.dataset), -1)
+        position[self.indices] = np.arange(len(self.indices))
+        order = position[self.dataset.ordered_indices()]
+        return order[order >= 0]
+
+
+class TicketTrainingMixin:
+    """The hooks; mixed in before a fairseq task (see ``register_ticket_task``)."""
+
+    @property
+    def ticket_cfg(self):
+        return self.cfg if self.cfg is not None else self.args
+
+    def load_dataset(self, split, *args, **kwargs):
+        result = super().load_dataset(split, *args, **kwargs)
+        fraction = self.ticket_cfg.bagging_fraction
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"--bagging-fraction must be in (0, 1] (got {fraction})")
+        if split == "train" and fraction < 1:
+            full = len(self.datasets[split])
+            self.datasets[split] = BaggingSubset(self.datasets[split], fraction, self.ticket_cfg.bagging_seed)
+            logger.info(f"bagging: training on {len(self.datasets[split])} of the {full} examples of {split} "
+                        f"(seed {self.ticket_cfg.bagging_seed})")
+        return result
+
+    def _ticket_setup(self, model):
+        cfg = self.ticket_cfg
+        params = dict(model.named_parameters())
+        self._masks, self._penalty = {}, {}
+        if cfg.ticket_mask:
+            self._masks = self._tensors_of_params(load_tensor_file(cfg.ticket_mask, "--ticket-mask"), params, "--ticket-mask")
+        if cfg.ticket_penalty:
+            self._penalty = self._tensors_of_params(load_tensor_file(cfg.ticket_penalty, "--ticket-penalty"), params, "--ticket-penalty")
+        if cfg.ticket_random_penalty:
+            if cfg.ticket_penalty or not 0 < cfg.ticket_random_penalty < 1:
+                raise ConfigError(f"--ticket-random-penalty must be in (0, 1) and not given with --ticket-penalty "
+                                  f"(got {cfg.ticket_random_penalty})")
+            generator = torch.Generator().manual_seed(cfg.ticket_penalty_seed)
+            kept = full_masks(params, prunable_names(params))
+            self._penalty = {name: l.to(params[name].device)
+                             for name, l in random_penalty(kept, cfg.ticket_random_penalty, generator).items()}
+        if cfg.ticket_tau < 0:
+            raise ConfigError(f"--ticket-tau must be >= 0 (got {cfg.ticket_tau})")
+        self._params = params
+        self._zero_pruned(None)
+        if cfg.ticket_save_init and not os.path.exists(cfg.ticket_save_init):
+            init = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+            torch.save(init, cfg.ticket_save_init + ".tmp")
+            os.replace(cfg.ticket_save_init + ".tmp", cfg.ticket_save_init)
+
+    def _tensors_of_params(self, tensors, params, flag):
+        path = getattr(self.ticket_cfg, flag[2:].replace("-", "_"))
+        for name, tensor in tensors.items():
+            if name not in params:
+                raise ConfigError(f"{flag} {path}: the model has no parameter {name}")
+            if tensor.shape != params[name].shape:
+                raise ConfigError(f"{flag} {path}: {name} has shape {tuple(tensor.shape)}, the model's {tuple(params[name].shape)}")
+        return {name: tensor.to(params[name].device) for name, tensor in tensors.items()}
+
+    @torch.no_grad()
+    def _zero_pruned(self, optimizer):
+        states = getattr(getattr(optimizer, "optimizer", None), "state", {})
+        for name, mask in self._masks.items():
+            param = self._params[name]
+            param.masked_fill_(~mask, 0)
+            for value in states.get(param, {}).values():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    value.masked_fill_(~mask, 0)
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if not hasattr(self, "_masks"):
+            self._ticket_setup(model)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def optimizer_step(self, optimizer, model, update_num):
+        tau = self.ticket_cfg.ticket_tau
+        if self._penalty and tau > 0:
+            tau_t = tau * optimizer.get_lr() / peak_lr(optimizer)
+            add_penalty_gradient(self._params, self._penalty, tau_t)
+            metrics.log_scalar("ticket_l1", float(penalty_value(self._params, self._penalty)), round=3)
+        for name, mask in self._masks.items():
+            grad = self._params[name].grad
+            if grad is not None:
+                grad.masked_fill_(~mask, 0)
+        super().optimizer_step(optimizer, model, update_num)
+        self._zero_pruned(optimizer)
+
+
+def register_ticket_task(task_name):
+    """Register ``ticket_<task_name>``: the task with the ticket hooks and flags."""
+    base = TASK_REGISTRY[task_name]
+    base_config = TASK_DATACLASS_REGISTRY[task_name]
+    config = dataclasses.make_dataclass(
+        f"Ticket{base_config.__name__}",
+        [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata)) for f in dataclasses.fields(TicketConfig)],
+        bases=(base_config,),
+    )
+    task = type(f"Ticket{base.__name__}", (TicketTrainingMixin, base), {"__doc__": f"{task_name} + {__name__}"})
+    return register_task(TICKET_PREFIX + task_name, dataclass=config)(task)
+
+
+for _task_name in TICKET_TASKS:
+    register_ticket_task(_task_name)

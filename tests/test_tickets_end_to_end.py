@@ -1,0 +1,267 @@
+"""Multi-ticket ensembles through the real CLIs: fairseq-plugins-tickets (which runs fairseq-train),
+fairseq-validate on a ticket, fairseq-plugins-ensemble, fairseq-generate ensembling two seq2seq tickets.
+
+Tiny models on sklearn digits (image_mlp) and the synthetic translation corpus.
+"""
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_MODEL, USER_DIR, count_hypotheses, one_line_error, run_cli
+from fairseq_plugins.cli import ensemble
+from fairseq_plugins.cli import tickets as tickets_cli
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules import pruning
+
+DIGITS = ["--task", "image_classification", "--data-format", "sklearn_digits", "--arch", "image_mlp",
+          "--hidden-dim", 32, "--criterion", "cross_entropy", "--batch-size", 64, "--num-workers", 0,
+          "--no-progress-bar", "--log-format", "simple", "--no-epoch-checkpoints"]
+# finetuning: Adam with decoupled weight decay, the two things that resurrect pruned weights in naive code
+FINETUNE = DIGITS + ["--optimizer", "adam", "--lr", "2e-3", "--weight-decay", "0.1", "--max-update", 8]
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("pretrained")
+    run_cli("fairseq-train", ".", "--user-dir", USER_DIR, *DIGITS, "--optimizer", "adam", "--lr", "1e-3",
+            "--max-update", 30, "--save-dir", save_dir)
+    return str(save_dir / "checkpoint_last.pt")
+
+
+def tickets(pretrained, out, method, members, *options, fairseq_options=FINETUNE):
+    return run_cli("fairseq-plugins-tickets", ".", "--pretrained", pretrained, "--out", out, "--method", method,
+                   "--members", members, *options, "--", *fairseq_options)
+
+
+@pytest.fixture(scope="module")
+def base_tickets(pretrained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    result = tickets(pretrained, out, "base", 1)
+    return str(out), result
+
+
+def last_logged_lr(log):
+    with open(log) as file:
+        values = re.findall(r"\| train \| .*\| lr ([^ |]+) ", file.read())
+    return float(values[-1])
+
+
+def test_three_rounds_prune_thirty_percent_and_finetuning_keeps_them_zero(pretrained, base_tickets):
+    out, result = base_tickets
+    assert result.stdout.count("fairseq-train ") == 4  # 3 rounds + the ticket's finetune, each printed
+    initial = load(pretrained)["model"]
+    names = pruning.prunable_names(initial)
+    assert names == ["encoder.1.weight", "encoder.4.weight"]  # hidden layers, not the output layer
+    total = sum(initial[name].numel() for name in names)
+    for member in ("member-0",):
+        final = load(os.path.join(out, member, "checkpoint_last.pt"))["model"]
+        mask = torch.load(os.path.join(out, member, "mask.pt"), weights_only=True)
+        zeros = sum(int((final[name] == 0).sum()) for name in names)
+        assert abs(zeros - 0.3 * total) <= 1
+        # exactly the masked weights are zero after 8 Adam updates with weight decay 0.1
+        for name in names:
+            assert torch.equal(final[name] == 0, ~mask[name])
+        assert all((final[name] != 0).all() for name in final if name not in names and final[name].numel())
+        assert not torch.equal(final["encoder.1.weight"], torch.load(os.path.join(out, member, "start.pt"),
+                                                                     weights_only=False)["model"]["encoder.1.weight"])
+
+
+def test_rewinding_restores_pretrained_values_bit_for_bit(pretrained, base_tickets):
+    out, _ = base_tickets
+    initial = load(pretrained)["model"]
+    rewound = load(os.path.join(out, "member-0", "start.pt"))["model"]  # where the ticket's own finetune starts
+    masks = torch.load(os.path.join(out, "member-0", "mask.pt"), weights_only=True)
+    assert set(rewound) == set(initial)
+    for name, value in initial.items():  # the output layer (the classifier) too
+        expected = torch.where(masks[name], value, torch.zeros_like(value)) if name in masks else value
+        assert torch.equal(rewound[name], expected), name
+
+
+def test_lr_reaches_zero_at_the_end_of_every_round(base_tickets):
+    out, _ = base_tickets
+    for run in ("round-1", "round-2", "round-3", ""):
+        assert last_logged_lr(os.path.join(out, "member-0", run, "train.log")) == 0
+
+
+def test_rerun_skips_finished_members(pretrained, base_tickets):
+    out, _ = base_tickets
+    result = tickets(pretrained, out, "base", 1)
+    assert "fairseq-train " not in result.stdout and result.stdout.count("skip member-") == 1
+
+
+def test_ticket_is_a_plain_checkpoint_for_fairseq_validate_and_ensembles(pretrained, base_tickets):
+    out, _ = base_tickets
+    member = os.path.join(out, "member-0", "checkpoint_last.pt")
+    result = run_cli("fairseq-validate", ".", "--user-dir", USER_DIR, "--task", "image_classification",
+                     "--data-format", "sklearn_digits", "--path", member, "--valid-subset", "test", "--batch-size", 64)
+    accuracy = float(re.search(r"accuracy ([\d.]+)", result.stdout + result.stderr).group(1))
+    assert accuracy > 30  # 10 classes: chance is 10
+    # a ticket and a dense model in one ensemble
+    report = json.loads(run_cli("fairseq-plugins-ensemble", ".", "--path", f"{member}:{pretrained}", "--json").stdout)
+    assert report["examples"] == 270 and report["metric"] == "accuracy"
+    assert report["single"][0] == pytest.approx(accuracy, abs=0.01)
+    assert report["diff"] == pytest.approx(report["ensemble"] - sum(report["single"]) / 2)
+
+
+# --- the ensemble command on a hand-built fixture ---------------------------------------------------
+
+# Member A's logits are (x0, x1), member B's (x2, x3): which member is right on each example is set
+# by hand, N11 = 4, N10 = 3, N01 = 2, N00 = 1; B is always the more confident, so the ensemble is B.
+A_RIGHT = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+B_RIGHT = [1, 1, 1, 1, 0, 0, 0, 1, 1, 0]
+
+
+def write_fixture(directory, classes=2):
+    labels = np.arange(10) % 2
+    images = np.zeros((10, 1, 1, 4), dtype=np.float32)
+    for i, y in enumerate(labels):
+        images[i, 0, 0, y if A_RIGHT[i] else 1 - y] = 1.0
+        images[i, 0, 0, 2 + (y if B_RIGHT[i] else 1 - y)] = 3.0
+    labels[0] = classes - 1 if classes > 2 else labels[0]  # a third class changes the label set only
+    os.makedirs(directory, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        np.savez(os.path.join(directory, f"{split}.npz"), images=images, labels=labels)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def fixture_members(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fixture")
+    data = write_fixture(root / "data")
+    run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "image_classification", "--arch", "image_mlp",
+            "--hidden-layers", 0, "--optimizer", "adam", "--lr", "1e-3", "--max-update", 1, "--batch-size", 10,
+            "--num-workers", 0, "--save-dir", root / "trained", "--no-progress-bar")
+    state = load(root / "trained" / "checkpoint_last.pt")
+    paths = {}
+    for name, columns in (("a", (0, 1)), ("b", (2, 3))):
+        weight = torch.zeros(2, 4)
+        weight[0, columns[0]] = weight[1, columns[1]] = 1.0
+        state["model"]["output_projection.weight"] = weight
+        state["model"]["output_projection.bias"] = torch.zeros(2)
+        paths[name] = str(root / f"{name}.pt")
+        torch.save(state, paths[name])
+    return data, paths, root
+
+
+def test_ensemble_diversity_equals_the_hand_computed_contingency_table(fixture_members):
+    data, paths, _ = fixture_members
+    assert json.loads(run_cli("fairseq-plugins-ensemble", data, "--path", f"{paths['a']}:{paths['b']}",
+                              "--json").stdout)["mask_iou"] is None  # no mask.pt beside them
+    masks = {"a": {"w": torch.tensor([1, 1, 1, 0], dtype=torch.bool)}, "b": {"w": torch.tensor([0, 1, 1, 1], dtype=torch.bool)}}
+    for name in ("a", "b"):
+        os.makedirs(os.path.join(os.path.dirname(paths[name]), name), exist_ok=True)
+        shutil.copyfile(paths[name], os.path.join(os.path.dirname(paths[name]), name, "checkpoint.pt"))
+        torch.save(masks[name], os.path.join(os.path.dirname(paths[name]), name, "mask.pt"))
+    paths = {name: os.path.join(os.path.dirname(path), name, "checkpoint.pt") for name, path in paths.items()}
+    report = json.loads(run_cli("fairseq-plugins-ensemble", data, "--path", f"{paths['a']}:{paths['b']}", "--json").stdout)
+    n11, n10, n01, n00 = 4, 3, 2, 1
+    assert report["single"] == [70.0, 60.0] and report["ensemble"] == 60.0 and report["diff"] == pytest.approx(-5.0)
+    assert report["q_statistic"] == pytest.approx((n11 * n00 - n01 * n10) / (n11 * n00 + n01 * n10))
+    assert report["correlation"] == pytest.approx((n11 * n00 - n01 * n10) / ((n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)) ** 0.5)
+    assert report["disagreement"] == pytest.approx((n01 + n10) / 10)
+    assert report["double_fault"] == pytest.approx(n00 / 10)
+    assert report["mask_iou"] == pytest.approx(2 / 4)  # kept sets {0,1,2} and {1,2,3}
+
+
+def edited_copy(path, dest, edit):
+    state = load(path)
+    edit(state["cfg"])
+    torch.save(state, dest)
+    return str(dest)
+
+
+def test_ensemble_bad_inputs(fixture_members, tmp_path, capsys):
+    data, paths, root = fixture_members
+    other_task = edited_copy(paths["b"], tmp_path / "task.pt", lambda cfg: cfg["task"].update(_name="sentence_prediction"))
+    three_classes = write_fixture(tmp_path / "three", classes=3)
+    other_labels = edited_copy(paths["b"], tmp_path / "labels.pt", lambda cfg: cfg["task"].update(data=three_classes))
+    result = run_cli("fairseq-plugins-ensemble", data, "--path", f"{paths['a']}:{other_task}", check=False)
+    one_line_error(result, "was trained with task sentence_prediction")
+    with pytest.raises(ConfigError, match=re.escape("have different dictionaries (classes)")):
+        ensemble.main([data, "--path", f"{paths['a']}:{other_labels}"])
+    with pytest.raises(SystemExit):
+        ensemble.main([data, "--path", paths["a"]])
+    assert "two or more checkpoints" in capsys.readouterr().err
+
+
+def test_tickets_bad_inputs(fixture_members, pretrained, tmp_path, capsys):
+    _, paths, _ = fixture_members
+    result = run_cli("fairseq-plugins-tickets", ".", "--pretrained", paths["a"], "--out", tmp_path, "--method", "base",
+                     "--members", 2, "--", *FINETUNE, check=False)
+    one_line_error(result, "--pretrained", "none of its parameters is prunable")
+    no_updates = [option for option in FINETUNE if option not in ("--max-update", 8)]
+    cases = (
+        (("base", 2, "--target-ratio", "1.2"), FINETUNE, "--target-ratio must be in (0, 1) (got 1.2)"),
+        (("active", 1), FINETUNE, "--method active needs --members 2 or more"),
+        (("base", 2, "--rounds", "0"), FINETUNE, "--rounds must be at least 1"),
+        (("base", 1), no_updates, "give --max-update"),
+        (("base", 1), FINETUNE + ["--lr-scheduler", "fixed"], "--lr-scheduler is set by fairseq-plugins-tickets"),
+    )
+    for (method, members, *options), train_options, expected in cases:
+        with pytest.raises(SystemExit):
+            tickets_cli.main([".", "--pretrained", pretrained, "--out", str(tmp_path), "--method", method,
+                              "--members", str(members), *options, "--", *map(str, train_options)])
+        error = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(error) == 1 and expected in error[0], error
+
+
+# --- slow: the regularisers' effect on mask overlap, and seq2seq tickets ----------------------------
+
+@pytest.mark.slow
+def test_random_and_active_tickets_overlap_less_than_base(pretrained, tmp_path):
+    iou = {}
+    for method in ("base", "active", "random"):
+        tau = [] if method == "base" else ["--tau", "1.0"]
+        tickets(pretrained, tmp_path / method, method, 2, "--rounds", 1, *tau)
+        masks = [torch.load(tmp_path / method / f"member-{i}" / "mask.pt", weights_only=True) for i in range(2)]
+        iou[method] = pruning.mean_pairwise_iou(masks)
+    assert iou["random"] < iou["base"] and iou["active"] < iou["base"], iou
+
+
+@pytest.mark.slow
+def test_fairseq_generate_ensembles_two_seq2seq_tickets(toy_bin, tmp_path):
+    train = ["--task", "translation", "--arch", "transformer", *TINY_MODEL, "--share-all-embeddings",
+             "--optimizer", "adam", "--lr", "2e-3", "--max-tokens", 2048, "--criterion", "cross_entropy",
+             "--no-progress-bar", "--log-format", "simple", "--no-epoch-checkpoints", "--num-workers", 0]
+    run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, *train, "--max-update", 20, "--save-dir", tmp_path / "pre")
+    run_cli("fairseq-plugins-tickets", toy_bin, "--pretrained", tmp_path / "pre" / "checkpoint_last.pt", "--out",
+            tmp_path / "tickets", "--method", "base", "--members", 2, "--rounds", 1, "--target-ratio", 0.2,
+            "--", *train, "--max-update", 5)
+    members = [str(tmp_path / "tickets" / f"member-{i}" / "checkpoint_last.pt") for i in range(2)]
+    for member in members:
+        model = load(member)["model"]
+        names = pruning.prunable_names(model)
+        assert any("encoder_attn" in name for name in names)
+        zeros = sum(int((model[name] == 0).sum()) for name in names)
+        assert abs(zeros - 0.2 * sum(model[name].numel() for name in names)) <= 1
+    result = run_cli("fairseq-generate", toy_bin, "--user-dir", USER_DIR, "--path", ":".join(members),
+                     "--gen-subset", "test", "--beam", 2, "--batch-size", 32, "--required-batch-size-multiple", 1)
+    assert count_hypotheses(result.stdout) == 101
+    assert "loading model(s) from " + ":".join(members) in result.stdout + result.stderr
+
+
+def test_bagging_subset_keeps_a_seeded_fraction_in_the_wrapped_order():
+    from fairseq.data import ListDataset, NestedDictionaryDataset, SortDataset
+
+    from fairseq_plugins.tasks.ticket_training import BaggingSubset
+
+    items = ListDataset([torch.tensor([i]) for i in range(50)], sizes=np.ones(50, dtype=np.int64))
+    order = np.random.default_rng(0).permutation(50)
+    dataset = SortDataset(NestedDictionaryDataset({"x": items}, sizes=[items.sizes]), sort_order=[order])
+    subsets = [BaggingSubset(dataset, 0.9, seed) for seed in (1, 1, 2)]
+    assert len(subsets[0]) == 45 and np.array_equal(subsets[0].indices, subsets[1].indices)
+    assert not np.array_equal(subsets[0].indices, subsets[2].indices)
+    picked = subsets[0].indices[subsets[0].ordered_indices()]  # dataset indices, in batching order
+    kept = set(subsets[0].indices.tolist())
+    assert picked.tolist() == [i for i in dataset.ordered_indices().tolist() if i in kept]
+    assert [subsets[0][i]["x"].item() for i in range(3)] == subsets[0].indices[:3].tolist()
