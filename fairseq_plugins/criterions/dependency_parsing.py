@@ -1,0 +1,106 @@
+"""``dependency_parsing``: head and label cross entropy; UAS/LAS and well-formedness in validation.
+
+Loss (summed over words; fairseq reports it per word, in bits, beside ``arc_loss`` and
+``label_loss``)::
+
+    - log softmax_h arc(d, h)[gold head]  -  log softmax_r label_r(d, gold head)[gold label]
+
+the label term taken at the gold head, as biaffine parsers train. A word whose gold label the
+instance set lacks (an instance label head trained on K sampled sentences cannot score it) or
+that training never saw adds no label term.
+
+Outside training, every batch is also decoded (the model's ``--decoder``) and scored, for the
+metrics the task documents: ``uas``, ``las`` (punctuation excluded), ``uas_punct``,
+``las_punct`` and ``well_formed``, in percent.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
+
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.tree_decoding import is_tree
+
+COUNTS = ("words", "heads_ok", "labels_ok", "words_punct", "heads_ok_punct", "labels_ok_punct", "sentences", "trees")
+PERCENTAGES = {  # metric: (numerator, denominator)
+    "uas": ("heads_ok", "words"),
+    "las": ("labels_ok", "words"),
+    "uas_punct": ("heads_ok_punct", "words_punct"),
+    "las_punct": ("labels_ok_punct", "words_punct"),
+    "well_formed": ("trees", "sentences"),
+}
+
+
+def attachment_counts(sample, heads, labels):
+    """Counts of COUNTS for predicted ``heads`` and ``labels`` (B, T) against the sample's gold ones."""
+    gold_heads, gold_labels = sample["target"], sample["labels"]
+    scored = sample["scored"] & (gold_heads >= 0)
+    without_punct = scored & ~sample["punct"]
+    head_ok = heads == gold_heads
+    label_ok = head_ok & (labels == gold_labels)
+    lengths = sample["net_input"]["src_lengths"].tolist()
+    predicted = heads.cpu().numpy()
+    return {
+        "words": int(without_punct.sum()),
+        "heads_ok": int((head_ok & without_punct).sum()),
+        "labels_ok": int((label_ok & without_punct).sum()),
+        "words_punct": int(scored.sum()),
+        "heads_ok_punct": int((head_ok & scored).sum()),
+        "labels_ok_punct": int((label_ok & scored).sum()),
+        "sentences": len(lengths),
+        "trees": sum(is_tree(predicted[row, :length]) for row, length in enumerate(lengths)),
+    }
+
+
+@register_criterion("dependency_parsing", dataclass=FairseqDataclass)
+class DependencyParsingCriterion(FairseqCriterion):
+    def __init__(self, task):
+        super().__init__(task)
+        if not hasattr(task, "labels"):
+            raise ConfigError("--criterion dependency_parsing: needs --task dependency_parsing")
+
+    def forward(self, model, sample, reduce=True):
+        arc_scores, extra = model(**sample["net_input"])
+        heads, labels = sample["target"], sample["labels"]
+        words = heads >= 0
+        arc_loss = F.cross_entropy(arc_scores[words].float(), heads[words], reduction="sum")
+        label_scores = model.label_scores(extra, heads)[words & (labels >= 0)].float()
+        gold = labels[words & (labels >= 0)]
+        scorable = torch.isfinite(label_scores.gather(1, gold.unsqueeze(1)).squeeze(1))
+        label_loss = F.cross_entropy(label_scores[scorable], gold[scorable], reduction="sum")
+        loss = arc_loss + label_loss
+        sample_size = int(words.sum())
+        output = {
+            "loss": loss.data,
+            "arc_loss": arc_loss.data,
+            "label_loss": label_loss.data,
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": sample_size,
+        }
+        if not model.training:
+            with torch.no_grad():
+                predicted_heads, predicted_labels = model.parse(arc_scores, extra, sample["net_input"]["src_lengths"])
+            output.update(attachment_counts(sample, predicted_heads, predicted_labels))
+        return loss, sample_size, output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs):
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        for name in ("loss", "arc_loss", "label_loss"):
+            total = sum(float(log.get(name, 0)) for log in logging_outputs)
+            metrics.log_scalar(name, total / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        totals = {name: sum(log.get(name, 0) for log in logging_outputs) for name in COUNTS}
+        for metric, (numerator, denominator) in PERCENTAGES.items():
+            if totals[denominator]:
+                metrics.log_scalar(metric, 100.0 * totals[numerator] / totals[denominator], totals[denominator], round=2)
+
+    @staticmethod
+    def logging_outputs_can_be_summed():
+        return False

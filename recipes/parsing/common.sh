@@ -1,0 +1,25 @@
+# Settings shared by the parsing recipe's scripts (sourced).
+#   WORK_DIR  where everything goes (default ./parsing-work)
+#   SMALL=1   the Turkish web treebank of the turkish-treebanks package, split 80/10/10 with a fixed
+#             seed, a CPU-sized BiLSTM and EPOCHS (default 8) epochs; else UD English EWT (GPU)
+#   SEEDS     training seeds (default "1 2 3"); EPOCHS, K (instance sentences per batch) override
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../lib.sh"
+WORK_DIR=$(mkdir -p "${WORK_DIR:-$PWD/parsing-work}" && cd "${WORK_DIR:-$PWD/parsing-work}" && pwd)
+DATA=$WORK_DIR/data
+SMALL=${SMALL:-0}
+SEEDS=${SEEDS:-"1 2 3"}
+METHODS="weight instance-dot instance-cosine"
+TREEBANK="python $HERE/treebank.py"
+if [[ $SMALL == 1 ]]; then
+    EPOCHS=${EPOCHS:-8} K=${K:-32}
+    MODEL_SIZE=(--encoder-embed-dim 64 --encoder-hidden-dim 64 --mlp-dim 64 --edge-dim 64)
+    DEVICE=(--cpu --num-workers 0)
+    EXCLUDE_LABELS=ig  # inflectional-group rows: also reported without them
+else
+    EPOCHS=${EPOCHS:-50} K=${K:-32}
+    MODEL_SIZE=()
+    DEVICE=(--num-workers 2)
+    EXCLUDE_LABELS=
+fi

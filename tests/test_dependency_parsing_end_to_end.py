@@ -1,0 +1,249 @@
+"""Instance-based dependency parsing through fairseq-train/-validate and the task's API.
+
+A generated toy treebank (tests/parsing_helpers.py); the reader's one-line errors; the batch
+layout; each arc/label head trains, resumes and evaluates; mst outputs are trees where greedy ones
+are not; unknown test words; explanations whose contributions add up to the arc score.
+"""
+
+import json
+import re
+
+import pytest
+import torch
+
+from conftest import USER_DIR, one_line_error, run_cli
+from fairseq_plugins.cli.checkpoints import load_checkpoint
+from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.tasks.dependency_parsing import (DependencyParsingConfig, DependencyParsingTask, is_punctuation,
+                                                      read_conllu)
+from parsing_helpers import write_treebank
+
+TINY = ["--arch", "dependency_parser_bilstm", "--encoder-embed-dim", 32, "--encoder-hidden-dim", 32,
+        "--mlp-dim", 32, "--edge-dim", 32, "--instance-sentences", 16, "--dropout", 0.1, "--mlp-dropout", 0.1]
+FAST = ["--optimizer", "adam", "--lr", 3e-3, "--batch-size", 16, "--num-workers", 0, "--no-progress-bar",
+        "--log-format", "simple", "--log-interval", 100, "--seed", 2]
+
+
+def train(data, save_dir, *flags, epochs=6, check=True):
+    return run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "dependency_parsing",
+                   "--criterion", "dependency_parsing", *TINY, *FAST, "--max-epoch", epochs,
+                   "--save-dir", save_dir, "--no-epoch-checkpoints", *flags, check=check)
+
+
+def validate(data, checkpoint, *flags, check=True):
+    return run_cli("fairseq-validate", data, "--user-dir", USER_DIR, "--task", "dependency_parsing",
+                   "--path", checkpoint, "--valid-subset", "test", "--batch-size", 32, "--num-workers", 0,
+                   *flags, check=check)
+
+
+def metrics(result, subset="test"):
+    line = [line for line in (result.stdout + result.stderr).splitlines() if f"valid on '{subset}' subset" in line][-1]
+    return {name: float(value) for name, value in re.findall(r"\| (\w+) ([\d.]+)", line)}
+
+
+@pytest.fixture(scope="module")
+def treebank(tmp_path_factory):
+    return write_treebank(tmp_path_factory.mktemp("treebank"))
+
+
+def task_for(data, **overrides):
+    return DependencyParsingTask.setup_task(DependencyParsingConfig(data=str(data), seed=1, **overrides))
+
+
+SENTENCE = """# sent_id = s1
+# text = Hello, world!
+1-2\tHello,\t_\t_\t_\t_\t_\t_\t_\t_
+1\tHello\thello\tINTJ\t_\t_\t0\troot\t_\t_
+2\t,\t,\tPUNCT\t_\t_\t1\tpunct\t_\t_
+2.1\tgone\tgo\tVERB\t_\t_\t_\t_\t_\t_
+3\tworld\tworld\tNOUN\t_\t_\t1\tvocative\t_\t_
+4\t!\t!\tPUNCT\t_\t_\t1\tpunct\t_\t_
+
+"""
+
+
+def test_reader_skips_multiword_tokens_empty_nodes_and_comments(tmp_path):
+    (tmp_path / "train.conllu").write_text(SENTENCE * 2)
+    sentences = read_conllu(str(tmp_path / "train.conllu"))
+    assert len(sentences) == 2 and sentences[0].name == "s1" and sentences[1].line == 10
+    assert sentences[0].form == ["Hello", ",", "world", "!"] and sentences[0].heads == [0, 1, 1, 1]
+    assert sentences[0].labels == ["root", "punct", "vocative", "punct"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text.replace("3\tworld\tworld\tNOUN\t_\t_\t1", "3\tworld\tworld\tNOUN\t_\t1"),
+     "train.conllu:7: expected 10 tab-separated CoNLL-U columns, got 9"),
+    (lambda text: text.replace("\t1\tvocative", "\tx\tvocative"), "train.conllu:7: HEAD 'x' is not a word index"),
+    (lambda text: text.replace("\t1\tvocative", "\t7\tvocative"),
+     "train.conllu:7: head 7 is out of range (sentence s1 has 4 words)"),
+    (lambda text: text.replace("\t0\troot", "\t3\troot"), "train.conllu:1: sentence s1 has no root"),
+    (lambda text: text.replace("\t1\tvocative", "\t0\tvocative"),
+     "train.conllu:1: sentence s1 has 2 roots (words 1, 3)"),
+    (lambda text: text.replace("\t1\tvocative", "\t4\tvocative").replace("4\t!\t!\tPUNCT\t_\t_\t1", "4\t!\t!\tPUNCT\t_\t_\t3"),
+     "train.conllu:1: sentence s1 has a cycle through words 3, 4"),
+    (lambda text: text.replace("3\tworld", "5\tworld"), "train.conllu:7: word id '5' where 3 was expected"),
+    (lambda text: text.replace("\t1\tvocative", "\t1\t_"), "train.conllu:7: word 3 has no DEPREL label"),
+])
+def test_bad_conllu_is_one_line_error_with_file_and_line(tmp_path, edit, message):
+    (tmp_path / "train.conllu").write_text(edit(SENTENCE))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        read_conllu(str(tmp_path / "train.conllu"))
+
+
+def test_bad_gold_tree_is_one_line_in_fairseq_train(tmp_path, treebank):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.conllu").write_text(open(f"{treebank}/train.conllu").read())
+    (data / "valid.conllu").write_text(SENTENCE.replace("\t1\tvocative", "\t0\tvocative"))
+    result = train(data, tmp_path / "ck", epochs=1, check=False)
+    one_line_error(result, "valid.conllu:1: sentence s1 has 2 roots (words 1, 3)")
+
+
+def test_punctuation_is_every_character_in_unicode_category_p():
+    assert all(map(is_punctuation, [".", ",", "...", "«", "—", "?!", "''", "-"]))
+    assert not any(map(is_punctuation, ["$", "a.", "+", "1", "", "``x"]))
+
+
+def test_batches_have_ids_root_and_unknown_words(tmp_path, treebank):
+    task = task_for(treebank, eval_exclude_labels="det")
+    assert task.labels == sorted(["advmod", "amod", "det", "dobj", "nsubj", "pobj", "prep", "punct", "root"])
+    (tmp_path / "train.conllu").write_text(open(f"{treebank}/train.conllu").read())
+    (tmp_path / "test.conllu").write_text(SENTENCE)  # no word of it is in the training vocabulary
+    task = task_for(tmp_path)
+    dataset = task.load_dataset("test")
+    batch = dataset.collater([dataset[0]])
+    tokens = batch["net_input"]["src_tokens"][0].tolist()
+    assert tokens[0] == task.root_index and tokens[1:] == [task.dictionary.unk()] * 4
+    assert batch["id"].tolist() == [0] and batch["ntokens"] == 4
+    assert batch["target"][0].tolist() == [-1, 0, 1, 1, 1]
+    assert batch["labels"][0].tolist() == [-1, task.label_index["root"], task.label_index["punct"], -1,
+                                           task.label_index["punct"]]  # vocative: never seen in training
+    assert batch["punct"][0].tolist() == [False, False, True, False, True]
+    scores = validation_scores(tmp_path, split="test")  # parsing a sentence of unknown words
+    assert scores["sentences"] == scores["trees"] == 1 and scores["words"] == 2
+
+
+def test_excluded_labels_and_long_sentences(tmp_path, treebank):
+    task = task_for(treebank, eval_exclude_labels="det,punct")
+    dataset = task.load_dataset("valid")
+    item = dataset[0]
+    expected = [label not in ("det", "punct") for label in dataset.sentences[0].labels]
+    assert item["scored"].tolist() == [False] + expected
+    with pytest.raises(ConfigError, match=r"valid\.conllu:\d+: sentence valid-\d+ has \d+ words, more than --max-positions 6"):
+        task_for(treebank, max_positions=6).load_dataset("valid")
+
+
+@pytest.mark.parametrize("heads", [
+    ("--arc-head", "instance", "--label-head", "instance", "--similarity", "dot"),
+    ("--arc-head", "weight", "--label-head", "weight"),
+    pytest.param(("--arc-head", "instance", "--label-head", "weight", "--similarity", "cosine"), marks=pytest.mark.slow),
+    pytest.param(("--arc-head", "weight", "--label-head", "instance", "--similarity", "cosine", "--fixed-cosine-scale"),
+                 marks=pytest.mark.slow),
+])
+def test_each_head_trains_resumes_and_evaluates(tmp_path, treebank, heads):
+    first = train(treebank, tmp_path, *heads, epochs=3)
+    assert "num_updates 60" in first.stderr + first.stdout
+    resumed = train(treebank, tmp_path, *heads, epochs=6)
+    log = resumed.stdout + resumed.stderr
+    assert re.search(r"[Ll]oaded checkpoint .*checkpoint_last\.pt \(epoch 4 @ 60 updates\)", log)
+    assert "num_updates 120" in log
+    scores = metrics(validate(treebank, tmp_path / "checkpoint_last.pt"))
+    test = read_conllu(f"{treebank}/test.conllu")
+    assert (scores["bsz"], scores["wpb"]) == (len(test), sum(len(s.heads) for s in test))  # no sentence dropped
+    assert scores["well_formed"] == 100.0  # mst: every output a tree
+    assert scores["uas"] > 75 and scores["uas_punct"] >= scores["las_punct"] and scores["uas"] >= scores["las"]
+    assert scores["las"] > 30
+
+
+def untrained_parser(data, **overrides):
+    """An untrained instance-based parser, its task and criterion, built in-process as fairseq-train builds them."""
+    from fairseq import tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.options import get_training_parser, parse_args_and_arch
+
+    flags = ["--task", "dependency_parsing", "--criterion", "dependency_parsing",
+             "--user-dir", USER_DIR, *map(str, TINY)]
+    for name, value in overrides.items():
+        flags += [f"--{name.replace('_', '-')}", str(value)]
+    cfg = convert_namespace_to_omegaconf(parse_args_and_arch(get_training_parser(), [str(data), *flags]))
+    task = tasks.setup_task(cfg.task)
+    return task.build_model(cfg.model).eval(), task, task.build_criterion(cfg.criterion)
+
+
+def validation_scores(data, split="valid", **overrides):
+    torch.manual_seed(0)
+    model, task, criterion = untrained_parser(data, **overrides)
+    dataset = task.load_dataset(split)
+    outputs = [task.valid_step(dataset.collater([dataset[i] for i in range(start, min(start + 16, len(dataset)))]),
+                               model, criterion)[2] for start in range(0, len(dataset), 16)]
+    return {name: sum(output[name] for output in outputs) for name in ("sentences", "trees", "words", "heads_ok")}
+
+
+def test_transformer_encoder_and_eisner_decoder(treebank):
+    scores = validation_scores(treebank, arch="dependency_parser_transformer", encoder_embed_dim=32,
+                               encoder_attention_heads=2, decoder="eisner")
+    assert scores["trees"] == scores["sentences"] == 41 and scores["words"] > 0
+
+
+def test_mst_outputs_are_trees_where_greedy_heads_are_not(treebank):
+    greedy = validation_scores(treebank, decoder="greedy")
+    mst = validation_scores(treebank, decoder="mst")
+    assert mst["trees"] == mst["sentences"] == 41
+    assert greedy["trees"] < greedy["sentences"]
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, treebank):
+    one_line_error(train(treebank, tmp_path, "--arc-head", "prototype", epochs=1, check=False),
+                   "--arc-head must be one of instance, weight (got 'prototype')")
+    with pytest.raises(ConfigError, match=re.escape("--input-field must be one of form, lemma, upos (got 'xpos')")):
+        task_for(treebank, input_field="xpos")
+    with pytest.raises(ConfigError, match=re.escape("--similarity must be one of dot, cosine (got 'l2')")):
+        untrained_parser(treebank, similarity="l2")
+
+
+@pytest.fixture(scope="module")
+def cosine_checkpoint(treebank, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("cosine")
+    train(treebank, save_dir, "--similarity", "cosine", epochs=4)
+    return save_dir / "checkpoint_last.pt"
+
+
+def test_explanations_contributions_sum_to_the_arc_score(cosine_checkpoint, treebank, tmp_path):
+    model, _, task = load_checkpoint(str(cosine_checkpoint))
+    report = task.explain(model, task.load_dataset("test"), top_k=4)
+    predictions, summary = report["predictions"], report["summary"]
+    assert summary["predicted_arcs"] == len(predictions) == sum(len(s.heads) for s in task.dataset("test").sentences)
+    assert summary["training_edges"] == sum(len(s.heads) for s in task.train_sentences)
+    for prediction in predictions:
+        assert prediction["explained_score"] == pytest.approx(prediction["arc_score"], rel=1e-4, abs=1e-4)
+        contributions = [edge["contribution"] for edge in prediction["top"]]
+        assert len(contributions) == 4 and contributions == sorted(contributions, reverse=True)
+    # The top training edge: a real gold edge of the training data.
+    edge = predictions[0]["top"][0]
+    sentence = next(s for s in task.train_sentences if s.name == edge["train_sentence"])
+    assert sentence.heads[edge["dependent"] - 1] == edge["head"] and sentence.labels[edge["dependent"] - 1] == edge["label"]
+    assert summary["plausibility"] > summary["label_prior"] and summary["arc_plausibility"] > summary["label_prior"]
+    assert all(len(p["label_top"]) == 4 for p in predictions)
+    # The command: printed lines and the JSON report.
+    result = run_cli("fairseq-plugins-explain", treebank, "--path", cosine_checkpoint, "--subset", "test",
+                     "--top-k", 2, "--print", 1, "--json-file", tmp_path / "explanations.json")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{predictions[0]['sentence']} 1 ") and lines[1].lstrip().startswith("1. ")
+    assert lines[3].lstrip().startswith("label 1. ") and "plausibility" in lines[-1] and len(lines) == 6
+    written = json.loads((tmp_path / "explanations.json").read_text())
+    assert len(written["predictions"]) == len(predictions) and len(written["predictions"][0]["top"]) == 2
+
+
+def test_weight_based_arcs_have_no_explanations(treebank):
+    model, task, _ = untrained_parser(treebank, arc_head="weight")
+    with pytest.raises(ConfigError, match="explanations need a model trained with --arc-head instance"):
+        task.explain(model, task.load_dataset("test"), top_k=3)
+
+
+def test_memory_is_the_whole_training_set_at_inference(cosine_checkpoint):
+    model, _, task = load_checkpoint(str(cosine_checkpoint))
+    task.prepare_for_inference(model)
+    for memory in (model.arc_memory, model.label_memory):
+        ids = memory.ids
+        assert len(ids) == sum(len(s.heads) for s in task.train_sentences)
+        assert torch.equal(ids[:, 0].unique(), torch.arange(len(task.train_sentences)))

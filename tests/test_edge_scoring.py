@@ -1,0 +1,94 @@
+"""Edge vectors and instance-based arc/label scores: the sum shortcut equals the explicit per-edge sum."""
+
+import pytest
+import torch
+
+from fairseq_plugins.modules.edge_scoring import BiaffineArcScorer, EdgeVectors, InstanceEdgeScorer
+from fairseq_plugins.modules.instance_memory import InstanceMemory
+
+LABELS = 5
+
+
+def memory_of(similarity, count=300, dim=8, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(count, dim, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, LABELS - 1, (count,), generator=generator)  # label LABELS - 1 never occurs
+    memory = InstanceMemory(LABELS, similarity)
+    memory.add(vectors[:100], labels[:100], torch.arange(100))
+    memory.add(vectors[100:], labels[100:], torch.arange(100, count))
+    return memory, vectors, labels
+
+
+def explicit_similarity(query, edge, similarity, scale):
+    if similarity == "dot":
+        return float(query @ edge)
+    return scale * float(query @ edge / (query.norm() * edge.norm()))
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_scores_against_summed_training_edges_equal_the_explicit_sums(similarity):
+    memory, vectors, labels = memory_of(similarity)
+    scorer = InstanceEdgeScorer(similarity, scale=7.0).double()
+    queries = torch.randn(2, 3, 4, 8, dtype=torch.float64)  # (B, T, T, e) candidate edges
+    arcs = scorer.arc_scores(queries, memory)
+    label_scores = scorer.label_scores(queries, memory)
+    assert arcs.shape == (2, 3, 4) and label_scores.shape == (2, 3, 4, LABELS)
+    for index in [(0, 0, 0), (1, 2, 3), (0, 1, 2)]:
+        query = queries[index]
+        per_edge = torch.tensor([explicit_similarity(query, edge, similarity, 7.0) for edge in vectors], dtype=torch.float64)
+        assert arcs[index].item() == pytest.approx(per_edge.sum().item() / len(vectors), rel=1e-6, abs=1e-9)
+        for label in range(LABELS - 1):
+            mean = per_edge[labels == label].mean().item()
+            assert label_scores[index][label].item() == pytest.approx(mean, rel=1e-6, abs=1e-9)
+        assert label_scores[index][LABELS - 1] == float("-inf")  # no training edge carries it
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_contributions_sum_to_the_arc_score_and_top_ones_lead(similarity):
+    memory, _, _ = memory_of(similarity, seed=1)
+    scorer = InstanceEdgeScorer(similarity, scale=3.0).double()
+    queries = torch.randn(6, 8, dtype=torch.float64)
+    contributions = scorer.contributions(queries, memory)
+    assert contributions.shape == (6, 300)
+    assert torch.allclose(contributions.sum(1), scorer.arc_scores(queries, memory), atol=1e-10)
+    top, indices = scorer.top_contributions(queries, memory, 4)
+    expected, expected_indices = contributions.topk(4, dim=1)
+    assert torch.allclose(top, expected) and torch.equal(indices, expected_indices)
+
+
+def test_cosine_scale_learned_or_fixed_and_dot_has_none():
+    memory, _, _ = memory_of("cosine", seed=2)
+    queries = torch.randn(5, 8, dtype=torch.float64, requires_grad=True)
+    learned = InstanceEdgeScorer("cosine", scale=10.0).double()
+    learned.arc_scores(queries, memory).sum().backward()
+    assert learned.log_scale.grad is not None and queries.grad is not None
+    fixed = InstanceEdgeScorer("cosine", scale=10.0, learn_scale=False)
+    assert not fixed.log_scale.requires_grad and fixed.scale().item() == pytest.approx(10.0)
+    dot = InstanceEdgeScorer("dot", scale=10.0)
+    assert dot.scale().item() == 1.0 and not dot.log_scale.requires_grad
+    with pytest.raises(ValueError, match="dot, cosine"):
+        InstanceEdgeScorer("euclid")
+
+
+def test_edge_vectors_are_w_of_the_elementwise_product():
+    torch.manual_seed(0)
+    edges = EdgeVectors(input_dim=6, hidden_dim=5, edge_dim=4, dropout=0.0)
+    states = torch.randn(2, 3, 6)
+    dep, head = edges(states)
+    table = edges.all_edges(dep, head)
+    assert table.shape == (2, 3, 3, 4)
+    assert torch.allclose(table[1, 2, 0], edges.edge.weight @ (dep[1, 2] * head[1, 0]), atol=1e-6)
+    heads = torch.tensor([[0, 0, 1], [2, 0, 0]])
+    chosen = edges.edges_to(dep, head, heads)
+    assert torch.allclose(chosen[0, 2], table[0, 2, 1], atol=1e-6) and torch.allclose(chosen[1, 0], table[1, 0, 2], atol=1e-6)
+
+
+def test_biaffine_arc_scores():
+    torch.manual_seed(1)
+    scorer = BiaffineArcScorer(5)
+    torch.nn.init.normal_(scorer.weight)
+    dep, head = torch.randn(2, 4, 5), torch.randn(2, 4, 5)
+    scores = scorer(dep, head)
+    expected = dep[1, 3] @ scorer.weight @ head[1, 2] + scorer.head_bias.weight[0] @ head[1, 2]
+    assert scores.shape == (2, 4, 4) and torch.allclose(scores[1, 3, 2], expected, atol=1e-5)
+
