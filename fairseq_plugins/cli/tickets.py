@@ -194,6 +194,7 @@ class Member:
 
     def build_ticket(self, earlier_masks):
         args = self.args
+        os.makedirs(self.dir, exist_ok=True)  # ACTIVE-LT writes its penalty before the first round runs
         init = self.path("init.pt")
         regulariser = []
         if args.tau > 0 and args.method == "random":
