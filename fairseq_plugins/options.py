@@ -44,3 +44,11 @@ def check_choices(cfg, dataclass_type, names=None):
         value = getattr(cfg, name)
         if value is not None and value not in allowed:
             raise ConfigError(f"{flag(name)} must be one of {one_of(allowed)} (got {value!r})")
+
+
+def set_defaults(args, **defaults):
+    """What an architecture function does: give each option the user left unset (absent, or None as
+    fairseq's own flags default) its value; options the user gave stay."""
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)

@@ -1,8 +1,13 @@
-"""The quickstart command end to end, shortened (the README's full run is in .ci/run)."""
+"""The quickstart command end to end, shortened. Slow: .ci/run runs the README's full quickstart
+before the default suite, so the default suite leaves this to the slow pass."""
 
 import re
 
+import pytest
+
 from conftest import run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def test_quickstart_prints_bleu_with_signature(tmp_path):

@@ -120,6 +120,7 @@ def test_shift_invariance_probe(toy_bin, trained, tmp_path):
     assert all(-1 <= value <= 1.0001 for value in report["similarity"]) and plot.stat().st_size > 0
 
 
+@pytest.mark.slow  # trains two models (80 s on 2 cores)
 def test_extrapolation_probe_small_run(tmp_path):
     result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path / "work", "--train-size", 600,
                      "--test-size", 20, "--max-update", 5, "--max-train-length", 12, "--json")

@@ -49,9 +49,9 @@ from fairseq_plugins.models.transformer_options import (
     ComposableTransformerOptions,
     fairseq_build_args,
     option_defaults,
-    set_default,
     validate_options,
 )
+from fairseq_plugins.options import set_defaults
 
 MODEL_NAME = "composable_transformer_lm"
 
@@ -127,11 +127,6 @@ class ComposableTransformerLanguageModel(TransformerLanguageModel):
     def build_embedding(cls, args, dictionary, embed_dim, path=None):
         build_standard = super().build_embedding
         return build_token_embedding(args, dictionary, embed_dim, lambda: build_standard(args, dictionary, embed_dim, path))
-
-
-def set_defaults(args, **defaults):
-    for name, value in defaults.items():
-        set_default(args, name, value)
 
 
 @register_model_architecture(MODEL_NAME, "spike_transformer_lm")

@@ -44,7 +44,7 @@ from fairseq_plugins.modules.edge_scoring import (SIMILARITIES, BiaffineArcScore
                                                   InstanceEdgeScorer)
 from fairseq_plugins.modules.instance_memory import InstanceMemory
 from fairseq_plugins.modules.tree_decoding import DECODERS, decode
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import check_choices, choice_field, set_defaults
 
 HEADS = ("instance", "weight")
 
@@ -163,11 +163,6 @@ class DependencyParser(BaseFairseqModel):
 
     def max_positions(self):
         return self.cfg.max_positions
-
-
-def set_defaults(args, **defaults):
-    for name, value in defaults.items():
-        setattr(args, name, getattr(args, name, value))
 
 
 @register_model_architecture("dependency_parser", "dependency_parser_bilstm")

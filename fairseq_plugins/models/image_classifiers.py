@@ -34,6 +34,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.transformer_classifier import ClassifierOutput
 from fairseq_plugins.modules.input_store import InputStore
+from fairseq_plugins.options import set_defaults
 
 
 @dataclass
@@ -109,11 +110,6 @@ class ImageClassifier(ClassifierOutput, BaseFairseqModel):
 
     def max_positions(self):
         return None
-
-
-def set_defaults(args, **defaults):
-    for name, value in defaults.items():
-        setattr(args, name, getattr(args, name, value))
 
 
 @register_model_architecture("image_classifier", "image_mlp")

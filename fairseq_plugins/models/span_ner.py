@@ -30,7 +30,7 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
 from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory, label_log_probs
 from fairseq_plugins.modules.spans import span_mask, span_vectors
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import check_choices, choice_field, set_defaults
 
 SPAN_HEADS = ("classifier", "instance")
 SCORE_ELEMENTS = 2**22  # query x memory scores held at once when scoring against the memory
@@ -142,11 +142,6 @@ class SpanNerModel(BaseFairseqModel):
 
     def max_positions(self):
         return self.cfg.max_positions
-
-
-def set_defaults(args, **defaults):
-    for name, value in defaults.items():
-        setattr(args, name, getattr(args, name, value))
 
 
 @register_model_architecture("span_ner", "span_ner_bilstm")

@@ -27,7 +27,7 @@ from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES
 from fairseq_plugins.modules.length_positions import LENGTH_ENCODINGS, LENGTH_UNITS, WITH_SINUSOIDAL
 from fairseq_plugins.modules.shape import EVAL_OFFSETS
 from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS, INIT_SCHEMES
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import check_choices, choice_field, set_defaults
 
 # lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py), in place of the
 # decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal.
@@ -104,20 +104,15 @@ class ComposableTransformerOptions(FairseqDataclass):
 OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ComposableTransformerOptions)}
 
 
-def set_default(args, name, value):
-    if getattr(args, name, None) is None:
-        setattr(args, name, value)
-
-
 def option_defaults(args, stacks=STACKS):
     """Give ``args`` every option of the family it lacks; fairseq's own flags decide the default
     of the three options that have one."""
     for stack in stacks:
         pre_ln = getattr(args, f"{stack}_normalize_before", False)
-        set_default(args, f"{stack}_residual", "pre_ln" if pre_ln else "post_ln")
+        set_defaults(args, **{f"{stack}_residual": "pre_ln" if pre_ln else "post_ln"})
     learned = any(getattr(args, f"{stack}_learned_pos", False) for stack in stacks)
-    set_default(args, "positions", "learned" if learned else "sinusoidal")
-    set_default(args, "embed_treatment", "vanilla" if getattr(args, "no_scale_embedding", False) else "scaled")
+    set_defaults(args, positions="learned" if learned else "sinusoidal",
+                 embed_treatment="vanilla" if getattr(args, "no_scale_embedding", False) else "scaled")
     for name, default in OPTION_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)

@@ -12,15 +12,15 @@ from fairseq.models.transformer import (
 )
 
 from fairseq_plugins.models.composable_transformer import MODEL_NAME
-from fairseq_plugins.models.transformer_options import option_defaults, set_default
+from fairseq_plugins.models.transformer_options import option_defaults
+from fairseq_plugins.options import set_defaults
 
 
 def register_preset(name, stock_architecture, summary, **defaults):
     """Register ``name``: fairseq's ``stock_architecture`` dims with ``defaults`` for our options."""
 
     def preset(args):
-        for option, value in defaults.items():
-            set_default(args, option, value)
+        set_defaults(args, **defaults)
         stock_architecture(args)
         option_defaults(args)
 

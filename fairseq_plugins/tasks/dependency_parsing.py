@@ -45,13 +45,14 @@ import numpy as np
 import torch
 from omegaconf import II
 
-from fairseq.data import Dictionary, FairseqDataset
+from fairseq.data import Dictionary
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import find_cycle
 from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +145,12 @@ def read_conllu(path):
     return sentences
 
 
-class DependencyDataset(FairseqDataset):
+class DependencyDataset(LengthOrderedSentences):
     """Sentences as tensors; see the module docstring for the batch layout."""
 
     def __init__(self, sentences, items, pad, shuffle, seed):
         self.sentences, self.items = sentences, items
-        self.pad, self.shuffle, self.seed, self.epoch = pad, shuffle, seed, 1
+        self.pad, self.shuffle, self.seed = pad, shuffle, seed
         self.sizes = np.array([len(item["src_tokens"]) for item in items], dtype=np.int64)
 
     def __len__(self):
@@ -181,23 +182,6 @@ class DependencyDataset(FairseqDataset):
             "scored": padded("scored", False),
         }
 
-    def num_tokens(self, index):
-        return int(self.sizes[index])
-
-    def size(self, index):
-        return int(self.sizes[index])
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return not self.shuffle
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def ordered_indices(self):
-        # By length (little padding: arc scores are T x T), ties in a fresh order every epoch.
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self)) if self.shuffle else np.arange(len(self))
-        return order[np.argsort(self.sizes[order], kind="stable")]
 
 
 @register_task("dependency_parsing", dataclass=DependencyParsingConfig)

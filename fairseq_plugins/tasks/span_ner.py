@@ -39,7 +39,7 @@ import torch
 from omegaconf import II
 
 from fairseq import utils
-from fairseq.data import Dictionary, FairseqDataset, data_utils
+from fairseq.data import Dictionary, data_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
@@ -50,6 +50,7 @@ from fairseq_plugins.modules.spans import (
     OUTSIDE, SCHEMES, decode, detect_scheme, label_grid, spans_to_iob2, tags_to_spans,
 )
 from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def read_conll(path, scheme):
     return result
 
 
-class SpanNerDataset(FairseqDataset):
+class SpanNerDataset(LengthOrderedSentences):
     """Sentences as token ids with their gold span grids; see the module docstring for the batch layout."""
 
     def __init__(self, sentences, words, label_index, max_span_length, shuffle, seed):
@@ -126,7 +127,7 @@ class SpanNerDataset(FairseqDataset):
         self.entities = [[(start, end, label_index[kind]) for start, end, kind in s.entities] for s in sentences]
         self.sizes = np.array([len(s.words) for s in sentences], dtype=np.int64)
         self.pad, self.max_span_length = words.pad(), max_span_length
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 1
+        self.shuffle, self.seed = shuffle, seed
 
     def __len__(self):
         return len(self.sentences)
@@ -155,24 +156,6 @@ class SpanNerDataset(FairseqDataset):
             "gold_tags": [spans_to_iob2(self.sentences[i].entities, len(self.sentences[i].words)) for i in ids],
         }
 
-    def num_tokens(self, index):
-        return int(self.sizes[index])
-
-    def size(self, index):
-        return int(self.sizes[index])
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return not self.shuffle
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def ordered_indices(self):
-        """By length (batches of similar lengths pad little); ties in a fresh random order each
-        training epoch."""
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self)) if self.shuffle else np.arange(len(self))
-        return order[np.argsort(self.sizes[order], kind="stable")]
 
 
 @register_task("span_ner", dataclass=SpanNerConfig)

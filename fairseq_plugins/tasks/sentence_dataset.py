@@ -1,0 +1,32 @@
+"""Datasets of whole sentences batched by length: the base of span NER's and dependency parsing's."""
+
+import numpy as np
+
+from fairseq.data import FairseqDataset
+
+
+class LengthOrderedSentences(FairseqDataset):
+    """Sentences ordered by length, so that a batch pads little (span grids are T x L, arc scores
+    T x T), with ties in a fresh random order every epoch when ``shuffle`` is set.
+
+    Subclasses set ``sizes`` (tokens of each sentence, a numpy array), ``shuffle`` and ``seed``.
+    """
+
+    epoch = 1
+
+    def num_tokens(self, index):
+        return int(self.sizes[index])
+
+    def size(self, index):
+        return int(self.sizes[index])
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return not self.shuffle
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def ordered_indices(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self)) if self.shuffle else np.arange(len(self))
+        return order[np.argsort(self.sizes[order], kind="stable")]
