@@ -37,8 +37,9 @@ def test_small_mode_runs_every_step(tmp_path):
             # One epoch: above a random head (1 / 13 words per test sentence ~ 8%), not yet trained
             # (cosine instance heads start slowest: 17.7 UAS without the ig rows).
             assert 10 < row[kind]["uas"]["mean"] <= 100 and row[kind]["las"]["mean"] <= row[kind]["uas"]["mean"]
-        # ig rows attach trivially: without them, UAS is lower.
-        assert row["no_ig"]["uas"]["mean"] < row["all"]["uas"]["mean"]
+        # --eval-exclude-labels ig reached the evaluation: 18% of the words are left out, so the scores
+        # differ (lower once trained, since ig rows attach trivially; after one epoch either way).
+        assert row["no_ig"]["uas"]["mean"] != row["all"]["uas"]["mean"]
         assert ("plausibility" in row) == method.startswith("instance")
     explanations = json.loads((tmp_path / "explanations/instance-cosine-seed1.json").read_text())
     assert explanations["summary"]["predicted_arcs"] == 3358 and len(explanations["predictions"][0]["top"]) == 5
