@@ -52,3 +52,12 @@ def set_defaults(args, **defaults):
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
+
+
+def dataclass_defaults(args, config_class):
+    """Give ``args`` the default of every field of ``config_class`` it lacks. fairseq's Namespace
+    path (``options.parse_args_and_arch`` + ``task.build_model(args)``, used by scripts and hub-style
+    loading) leaves unset model options absent, where fairseq-train's dataclass path fills them."""
+    for field in dataclasses.fields(config_class):
+        if not hasattr(args, field.name) and field.default is not dataclasses.MISSING:
+            setattr(args, field.name, field.default)

@@ -66,3 +66,13 @@ def toy_bin(toy_raw, tmp_path_factory):
 
 def count_hypotheses(generate_stdout):
     return sum(line.startswith("H-") for line in generate_stdout.splitlines())
+
+
+def build_through_namespace_api(data, task, arch, *flags):
+    """A model built as scripts and hub-style loading build it: ``options.parse_args_and_arch`` +
+    ``task.build_model(args)`` (fairseq-train fills unset options through its dataclasses instead)."""
+    from fairseq import options, tasks
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [str(data), "--user-dir", USER_DIR, "--task", task, "--arch", arch, *flags])
+    return args, tasks.setup_task(args).build_model(args)

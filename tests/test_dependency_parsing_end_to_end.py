@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from conftest import USER_DIR, one_line_error, run_cli
+from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
 from fairseq_plugins.cli.checkpoints import load_checkpoint
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.tasks.dependency_parsing import (DependencyParsingConfig, DependencyParsingTask, is_punctuation,
@@ -247,3 +247,10 @@ def test_memory_is_the_whole_training_set_at_inference(cosine_checkpoint):
         ids = memory.ids
         assert len(ids) == sum(len(s.heads) for s in task.train_sentences)
         assert torch.equal(ids[:, 0].unique(), torch.arange(len(task.train_sentences)))
+
+
+@pytest.mark.parametrize("arch, encoder", [("dependency_parser_bilstm", "bilstm"), ("dependency_parser_transformer", "transformer")])
+def test_presets_build_through_the_namespace_api(treebank, arch, encoder):
+    args, model = build_through_namespace_api(treebank, "dependency_parsing", arch, "--criterion", "dependency_parsing")
+    assert (args.encoder_type, args.arc_head, args.decoder) == (encoder, "instance", "mst")
+    assert sum(p.numel() for p in model.parameters()) > 0

@@ -15,7 +15,7 @@ import re
 import pytest
 import torch
 
-from conftest import USER_DIR, one_line_error, run_cli
+from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
 from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.tasks.span_ner import SpanNerConfig, SpanNerTask
@@ -248,3 +248,10 @@ def test_bad_input_is_one_line_in_fairseq_train(tmp_path):
     result = run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "span_ner", "--arch", "span_ner_bilstm",
                      "--criterion", "span_ner", "--batch-size", 4, "--max-update", 1, "--save-dir", tmp_path, check=False)
     one_line_error(result, "valid.conll:44: a token line needs the token and its tag (last column), got 'word'")
+
+
+@pytest.mark.parametrize("arch, encoder", [("span_ner_bilstm", "bilstm"), ("span_ner_transformer", "transformer")])
+def test_presets_build_through_the_namespace_api(corpus, arch, encoder):
+    args, model = build_through_namespace_api(corpus, "span_ner", arch, "--criterion", "span_ner")
+    assert (args.encoder_type, args.span_head, args.span_dim) == (encoder, "instance", 100)
+    assert sum(p.numel() for p in model.parameters()) > 0

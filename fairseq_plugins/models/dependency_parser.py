@@ -44,7 +44,7 @@ from fairseq_plugins.modules.edge_scoring import (SIMILARITIES, BiaffineArcScore
                                                   InstanceEdgeScorer)
 from fairseq_plugins.modules.instance_memory import InstanceMemory
 from fairseq_plugins.modules.tree_decoding import DECODERS, decode
-from fairseq_plugins.options import check_choices, choice_field, set_defaults
+from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
 
 HEADS = ("instance", "weight")
 
@@ -96,6 +96,7 @@ class DependencyParser(BaseFairseqModel):
     def build_model(cls, cfg, task):
         if not hasattr(task, "labels"):
             raise ConfigError("--arch dependency_parser_*: needs --task dependency_parsing")
+        dataclass_defaults(cfg, DependencyParserConfig)
         return cls(cfg, task.source_dictionary, len(task.labels))
 
     def set_instances(self, labels, ids, arc=None, label=None):

@@ -30,7 +30,7 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
 from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory, label_log_probs
 from fairseq_plugins.modules.spans import span_mask, span_vectors
-from fairseq_plugins.options import check_choices, choice_field, set_defaults
+from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
 
 SPAN_HEADS = ("classifier", "instance")
 SCORE_ELEMENTS = 2**22  # query x memory scores held at once when scoring against the memory
@@ -67,6 +67,7 @@ class SpanNerModel(BaseFairseqModel):
     def build_model(cls, cfg, task):
         if not hasattr(task, "labels"):
             raise ConfigError("--arch span_ner needs --task span_ner")
+        dataclass_defaults(cfg, SpanNerModelConfig)
         return cls(cfg, task.source_dictionary, len(task.labels), task.cfg.max_span_length)
 
     @property
