@@ -74,5 +74,5 @@ def build_through_namespace_api(data, task, arch, *flags):
     from fairseq import options, tasks
 
     parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser, [str(data), "--user-dir", USER_DIR, "--task", task, "--arch", arch, *flags])
+    args = options.parse_args_and_arch(parser, [str(data), "--user-dir", USER_DIR, "--task", task, "--arch", arch, *map(str, flags)])
     return args, tasks.setup_task(args).build_model(args)

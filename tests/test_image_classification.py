@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import USER_DIR, one_line_error, run_cli
+from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig
 from fairseq_plugins.tasks.image_classification import ImageClassificationConfig, ImageClassificationTask, read_idx
@@ -152,3 +152,10 @@ def test_bad_flag_is_one_line_in_fairseq_train(tmp_path):
                      "--criterion", "classification_cross_entropy", "--save-dir", tmp_path, *FAST,
                      cwd=tmp_path, check=False)
     one_line_error(result, "--conv-channels 8,8,8,8: 4 max-pool blocks shrink a 8x8 image to nothing")
+
+
+@pytest.mark.parametrize("arch, hidden_layers", [("image_mlp", 2), ("image_cnn", 1)])
+def test_presets_build_through_the_namespace_api(idx_dir, arch, hidden_layers):
+    args, model = build_through_namespace_api(idx_dir, "image_classification", arch, "--criterion", "cross_entropy",
+                                              "--valid-size", 8)
+    assert args.hidden_layers == hidden_layers and sum(p.numel() for p in model.parameters()) > 0
