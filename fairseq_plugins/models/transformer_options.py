@@ -27,7 +27,7 @@ from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES
 from fairseq_plugins.modules.length_positions import LENGTH_ENCODINGS, LENGTH_UNITS, WITH_SINUSOIDAL
 from fairseq_plugins.modules.shape import EVAL_OFFSETS
 from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS, INIT_SCHEMES
-from fairseq_plugins.options import check_choices, choice_field, set_defaults
+from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
 
 # lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py), in place of the
 # decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal.
@@ -113,9 +113,7 @@ def option_defaults(args, stacks=STACKS):
     learned = any(getattr(args, f"{stack}_learned_pos", False) for stack in stacks)
     set_defaults(args, positions="learned" if learned else "sinusoidal",
                  embed_treatment="vanilla" if getattr(args, "no_scale_embedding", False) else "scaled")
-    for name, default in OPTION_DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
+    dataclass_defaults(args, ComposableTransformerOptions)
 
 
 def validate_options(args, stacks=STACKS):
