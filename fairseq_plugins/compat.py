@@ -22,6 +22,20 @@ repair is narrow, named after what it repairs, and covered by a regression test 
   (``optimizer_groups.py``), so a model can keep parameters out of weight decay.
 - ``unreadable_checkpoints_name_the_file``: a corrupt checkpoint file stops fairseq's
   loaders with one line naming the file, instead of torch's unpickling traceback.
+- ``distributed_training_on_this_stack``: fairseq's data parallelism runs for real.
+  Under ``torchrun`` fairseq ignored the launcher when ``--distributed-world-size``
+  kept its default (the GPU count: 1 on a CPU machine), so every process trained
+  alone; ``--distributed-world-size N`` on CPU asserted on the GPU count (or, in
+  fairseq 0.12, spawned no worker and exited 0); torch's DDP refuses the GPU
+  ``device_ids`` fairseq passes for a CPU model, and fairseq's ``all_gather_list``
+  allocates CUDA buffers; on resume, the other ranks refused the checkpoint rank 0
+  broadcast them (weights-only unpickling). With the launcher's world size taken, CPU workers spawned
+  (gloo) and a world size that cannot start refused with one line, both
+  ``torchrun ... fairseq-train`` and fairseq's own spawning work on CPUs and GPUs.
+  fairseq also reseeded every rank with the same ``seed + num_updates`` before each
+  update, so the workers drew the same random numbers (SHAPE offsets, mixup weights,
+  dropout masks of equal-shaped batches); rank 0 keeps that seed, so it draws what a
+  single process draws, and rank r > 0 seeds with a hash of (that seed, r).
 - ``one_line_errors_in_commands``: in a command-line program (fairseq's ``fairseq-*``
   CLIs and ours), a ``ConfigError`` prints one line instead of a traceback
   (``errors.py``); a Python session that imports the package keeps its own hook.
@@ -53,6 +67,7 @@ DEPRECATION_NOISE = (
     r"'pin_memory' argument is set as true but no accelerator is found",
     r"pkg_resources is deprecated",
     r"Support for mismatched key_padding_mask and attn_mask is deprecated",
+    r"`broadcast_buffers` is deprecated",
 )
 
 
@@ -182,6 +197,166 @@ def unreadable_checkpoints_name_the_file():
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_naming_the_file
 
 
+TORCHRUN_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
+
+
+def runs_on_cpu(cfg):
+    return cfg.common.cpu or not torch.cuda.is_available()
+
+
+def free_local_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def settle_data_parallel_config(cfg, default_world_size):
+    """Fill fairseq's ``distributed_training`` config the way ``call_main`` should have.
+
+    Returns True when this process must spawn ``distributed_world_size`` CPU workers itself
+    (fairseq spawns one per GPU only). What fairseq already handles (an explicit
+    ``--distributed-init-method``, SLURM, spawning on GPUs) is left to fairseq.
+    """
+    dist_cfg = cfg.distributed_training
+    spawn_cpu_workers = False
+    if dist_cfg.distributed_init_method is None and not cfg.common.tpu:
+        spawn_cpu_workers = infer_launch(cfg, default_world_size)
+    if dist_cfg.distributed_init_method is not None and runs_on_cpu(cfg) and dist_cfg.distributed_backend == "nccl":
+        logging.getLogger(__name__).info("--distributed-backend gloo: NCCL needs GPUs")
+        dist_cfg.distributed_backend = "gloo"
+    return spawn_cpu_workers
+
+
+def infer_launch(cfg, default_world_size):
+    """A torchrun launch, or fairseq's own spawning of ``--distributed-world-size`` workers."""
+    from fairseq_plugins.errors import ConfigError
+
+    dist_cfg = cfg.distributed_training
+    on_cpu = runs_on_cpu(cfg)
+    if all(name in os.environ for name in TORCHRUN_VARIABLES):
+        launched = int(os.environ["WORLD_SIZE"])
+        if dist_cfg.distributed_world_size not in (launched, default_world_size):
+            raise ConfigError(f"--distributed-world-size {dist_cfg.distributed_world_size}: the launcher started "
+                              f"{launched} processes (WORLD_SIZE); leave the flag out or give the same number")
+        dist_cfg.distributed_world_size = launched
+        if launched > 1:
+            dist_cfg.distributed_init_method = "env://"
+            dist_cfg.distributed_rank = int(os.environ["RANK"])
+            dist_cfg.device_id = 0 if on_cpu else int(os.environ.get("LOCAL_RANK", 0))
+            dist_cfg.distributed_no_spawn = True
+        return False
+    wanted = dist_cfg.distributed_world_size
+    if wanted <= 1 or dist_cfg.distributed_no_spawn or "SLURM_STEP_NODELIST" in os.environ or "SLURM_JOB_NODELIST" in os.environ:
+        return False
+    devices, kind = (os.cpu_count(), "CPU cores") if on_cpu else (torch.cuda.device_count(), "GPUs")
+    if wanted > devices:
+        raise ConfigError(f"--distributed-world-size {wanted}: this machine has {devices} {kind}; spawn at most that "
+                          "many workers, or start them on several machines with torchrun or srun")
+    if not on_cpu:
+        return False
+    if dist_cfg.distributed_port <= 0:
+        dist_cfg.distributed_port = free_local_port()
+    dist_cfg.distributed_init_method = f"tcp://localhost:{dist_cfg.distributed_port}"
+    return True
+
+
+def run_cpu_worker(index, main, cfg, kwargs):
+    import multiprocessing
+
+    from fairseq.distributed import utils as distributed_utils
+
+    # A spawned worker inherits the "spawn" start method, so its data loaders would spawn their
+    # workers too (re-importing fairseq) and leave named semaphores that the parent's resource
+    # tracker reports as leaked at exit. Fork them, as a single-process fairseq-train does.
+    multiprocessing.set_start_method("fork", force=True)
+    distributed_utils.distributed_main(index, main, cfg, kwargs)
+
+
+def broadcast_pickled_object(obj, src_rank, group, dist_device):
+    """fairseq's ``_broadcast_object_slow`` (how rank 0 hands the checkpoint it read to the other
+    ranks on resume), unpickling the whole object: torch >= 2.6's weights-only default refuses the
+    OmegaConf config inside. The bytes are the job's own, from rank 0, which read the file with
+    the weights-only loader."""
+    import io
+
+    from fairseq.distributed.utils import broadcast, get_rank
+
+    if get_rank(group) == src_rank:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data = torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8).to(dist_device)
+        broadcast(torch.tensor([len(data)], device=dist_device), src=src_rank, group=group)
+        broadcast(data, src=src_rank, group=group)
+        return obj
+    length = torch.tensor([0], device=dist_device)
+    broadcast(length, src=src_rank, group=group)
+    data = torch.empty(int(length.item()), dtype=torch.uint8, device=dist_device)
+    broadcast(data, src=src_rank, group=group)
+    return torch.load(io.BytesIO(data.cpu().numpy().tobytes()), map_location="cpu", weights_only=False)
+
+
+def distributed_training_on_this_stack():
+    from fairseq import utils as fairseq_utils
+    from fairseq.dataclass.configs import DistributedTrainingConfig
+    from fairseq.distributed import utils as distributed_utils
+    from fairseq.models import distributed_fairseq_model
+    from fairseq.trainer import Trainer
+
+    call_main = distributed_utils.call_main
+    if getattr(call_main, "settles_data_parallel", False):
+        return
+    default_world_size = DistributedTrainingConfig().distributed_world_size
+
+    @functools.wraps(call_main)
+    def call_main_data_parallel(cfg, main, **kwargs):
+        if not settle_data_parallel_config(cfg, default_world_size):
+            return call_main(cfg, main, **kwargs)
+        dist_cfg = cfg.distributed_training
+        kwargs["start_rank"] = dist_cfg.distributed_rank
+        dist_cfg.distributed_rank = None  # distributed_main numbers the workers
+        torch.multiprocessing.spawn(run_cpu_worker, args=(main, cfg, kwargs), nprocs=dist_cfg.distributed_world_size, join=True)
+
+    call_main_data_parallel.settles_data_parallel = True
+    distributed_utils.call_main = call_main_data_parallel
+
+    data_parallel = distributed_fairseq_model.DistributedDataParallel
+
+    def data_parallel_on_any_device(module, device_ids=None, output_device=None, **kwargs):
+        if next(module.parameters()).device.type == "cpu":
+            device_ids = output_device = None  # torch's DDP takes device ids for GPU modules only
+        return data_parallel(module, device_ids=device_ids, output_device=output_device, **kwargs)
+
+    distributed_fairseq_model.DistributedDataParallel = data_parallel_on_any_device
+
+    all_gather_list = distributed_utils.all_gather_list
+
+    @functools.wraps(all_gather_list)
+    def all_gather_list_on_any_backend(data, group=None, max_size=16384):
+        group = distributed_utils.get_global_group() if group is None else group
+        buffer_size = max_size * distributed_utils.get_world_size(group)
+        buffer = getattr(all_gather_list_on_any_backend, "_buffer", None)
+        if torch.distributed.get_backend(group) != "nccl" and (buffer is None or buffer.numel() < buffer_size):
+            # fairseq reads its buffers from the attributes of the module-level name (this
+            # function): CPU ones stop it from allocating CUDA memory for a gloo group.
+            all_gather_list_on_any_backend._buffer = torch.zeros(buffer_size, dtype=torch.uint8)
+            all_gather_list_on_any_backend._cpu_buffer = torch.zeros(max_size, dtype=torch.uint8)
+        return all_gather_list(data, group, max_size)
+
+    distributed_utils.all_gather_list = all_gather_list_on_any_backend
+    distributed_utils._broadcast_object_slow = broadcast_pickled_object
+
+    def set_seed_per_rank(trainer):
+        seed = trainer.cfg.common.seed + trainer.get_num_updates()
+        if trainer.data_parallel_rank > 0:
+            # torch's CPU generator keeps 32 bits of a seed: mix the rank in rather than add it.
+            seed = int(np.random.SeedSequence([seed, trainer.data_parallel_rank]).generate_state(1)[0])
+        fairseq_utils.set_torch_seed(seed)
+
+    Trainer._set_seed = set_seed_per_rank
+
+
 def one_line_errors_in_commands():
     from fairseq_plugins import errors
 
@@ -196,4 +371,5 @@ def apply():
     numpy2_shims()
     per_parameter_optimizer_settings()
     unreadable_checkpoints_name_the_file()
+    distributed_training_on_this_stack()
     one_line_errors_in_commands()

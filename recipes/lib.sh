@@ -122,6 +122,8 @@ SMALL_TRANSFORMER=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128
 # from 1e-7, label smoothing 0.1, shared embeddings) for the model in MODEL, into
 # $WORK_DIR/checkpoints/$EXPERIMENT. Reads LR WARMUP DROPOUT MAX_TOKENS TOKENS_PER_UPDATE MAX_UPDATE
 # SAVE_EVERY SMALL; on GPUs --update-freq makes each update reach TOKENS_PER_UPDATE, printed first.
+# Several GPUs train data-parallel through torchrun, one process per GPU; NNODES machines (each
+# started with its NODE_RANK, the same MASTER_ADDR and MASTER_PORT) multiply the GPU count.
 # DRY_RUN=1 prints the fairseq-train command instead of running it (with GPUS=N: the full-size command).
 train_seq2seq() {
     local description=$1 gpus extra freq; shift
@@ -131,11 +133,14 @@ train_seq2seq() {
         gpus=$(gpu_count) extra=(--fp16 --num-workers 4)
         (( gpus > 0 )) || die "no GPU found (nvidia-smi); set GPUS=N, or SMALL=1 for the CPU-sized run"
     fi
-    freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$gpus")
-    say "$description: $(( gpus > 0 ? gpus : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
-        "= $(( MAX_TOKENS * (gpus > 0 ? gpus : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
+    local nodes=${NNODES:-1} launcher=(fairseq-train)
+    (( gpus * nodes > 1 )) && launcher=(torchrun --nnodes "$nodes" --node_rank "${NODE_RANK:-0}" --nproc_per_node "$gpus"
+        --master_addr "${MASTER_ADDR:-localhost}" --master_port "${MASTER_PORT:-29500}" "$(command -v fairseq-train || echo fairseq-train)")
+    freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$(( gpus * nodes ))")
+    say "$description: $(( gpus > 0 ? gpus * nodes : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
+        "= $(( MAX_TOKENS * (gpus > 0 ? gpus * nodes : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
     SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
-    local command=(fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings
+    local command=("${launcher[@]}" "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings
         --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP"
         --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1
         --max-tokens "$MAX_TOKENS" --update-freq "$freq" --max-update "$MAX_UPDATE"

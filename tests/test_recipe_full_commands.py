@@ -15,11 +15,14 @@ def prepared(tmp_path):
     return tmp_path
 
 
-def full_command(recipe, experiment, work_dir):
-    result = run_recipe(f"{recipe}/train.sh", env={"DRY_RUN": "1", "GPUS": "8", "WORK_DIR": str(work_dir)},
+def full_command(recipe, experiment, work_dir, **env):
+    result = run_recipe(f"{recipe}/train.sh", env={"DRY_RUN": "1", "GPUS": "8", "WORK_DIR": str(work_dir), **env},
                         args=[experiment])
     words = shlex.split(result.stdout.strip().splitlines()[-1])
-    assert words[0] == "fairseq-train" and "--cpu" not in words and "--fp16" in words
+    # 8 GPUs: one data-parallel process per GPU through torchrun.
+    assert words[:2] == ["torchrun", "--nnodes"] and words[words.index("--nproc_per_node") + 1] == "8"
+    assert words[words.index("--master_port") + 2].endswith("fairseq-train")
+    assert "--cpu" not in words and "--fp16" in words
     flags = {}
     for i, word in enumerate(words):
         if word.startswith("--"):
@@ -46,6 +49,12 @@ def test_wmt14_alone_and_its_baseline_are_the_authors_command(prepared, experime
     assert tokens_per_update(flags) >= 460000
     if experiment == "alone-binary":
         assert (flags["--alone-inter-dim"], flags["--alone-relu-dropout-off-after"]) == ("8192", "4500")
+
+
+def test_two_machines_share_the_tokens_per_update(prepared):
+    one, two = (full_command("wmt14_en_de", "b2t-6l", prepared, NNODES=str(nodes), NODE_RANK="1") for nodes in (1, 2))
+    assert (two["--nnodes"], two["--node_rank"]) == ("2", "1")
+    assert int(two["--update-freq"]) * 2 == int(one["--update-freq"])
 
 
 def test_wmt14_b2t_keeps_its_papers_budget(prepared):

@@ -1,0 +1,84 @@
+"""Updates per second of two data-parallel CPU workers versus one process with ``--update-freq 2``.
+
+Both train the same model on the same toy corpus with the same effective batch (two batches per
+update), alternately for ``--rounds`` rounds, through the real ``fairseq-train``: the two-worker
+run with fairseq's own spawning (``--distributed-world-size 2``, gloo). Each run's rate is the
+median ``ups`` of its ``train_inner`` lines after the first (start-up excluded); prints the medians
+and their ratio, and writes them with ``--json``::
+
+    python bench/data_parallel.py
+    python bench/data_parallel.py --arch alone_transformer --updates 200 --json bench/results/data_parallel.json
+
+On a machine with N cores the ideal ratio is 2 when each process gets a core (torch threads: 1 per
+process here), minus the gradient all-reduce and the per-update synchronisation.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from fairseq_plugins.cli.user_dir import user_dir
+from fairseq_plugins.synthetic_translation import write_corpus
+
+BIN_DIR = os.path.dirname(sys.executable)
+MODEL = (
+    "--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128 "
+    "--encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4 "
+    "--decoder-attention-heads 4 --share-all-embeddings"
+).split()
+
+
+def fairseq(name, *args, env=None):
+    result = subprocess.run([os.path.join(BIN_DIR, name), *map(str, args)], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr
+
+
+def updates_per_second(log):
+    rates = [float(rate) for rate in re.findall(r"train_inner \|.* ups=([\d.]+),", log)]
+    return statistics.median(rates[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="b2t_transformer")
+    parser.add_argument("--updates", type=int, default=120)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", metavar="FILE", help="write the measurements here")
+    args = parser.parse_args()
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as work:
+        raw = write_corpus(os.path.join(work, "raw"), (("train", 6000), ("valid", 64)))
+        data = os.path.join(work, "bin")
+        fairseq("fairseq-preprocess", "--source-lang", "en", "--target-lang", "xx", "--joined-dictionary",
+                "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--destdir", data, "--workers", 1)
+        train = [data, "--user-dir", user_dir(), "--arch", args.arch, *MODEL, "--optimizer", "adam", "--lr", "1e-3",
+                 "--criterion", "label_smoothed_cross_entropy", "--max-tokens", 1024, "--max-update", args.updates,
+                 "--cpu", "--num-workers", 0, "--no-save", "--disable-validation", "--log-format", "simple",
+                 "--log-interval", 10, "--no-progress-bar", "--seed", 1]
+        runs = {"one process, --update-freq 2": ["--update-freq", 2], "two workers (gloo)": ["--distributed-world-size", 2]}
+        rates = {name: [] for name in runs}
+        for _ in range(args.rounds):
+            for name, flags in runs.items():
+                rates[name].append(updates_per_second(fairseq("fairseq-train", *train, *flags, env=env)))
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    one, two = medians.values()
+    for name, value in medians.items():
+        print(f"{name:32s} {value:7.2f} updates/s  (rounds: {', '.join(f'{v:.2f}' for v in rates[name])})")
+    print(f"two workers / one process: {two / one:.2f}  ({os.cpu_count()} CPU cores, {args.arch}, {args.updates} updates)")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"arch": args.arch, "updates": args.updates, "cpu_cores": os.cpu_count(), "updates_per_second": rates,
+                       "median": medians, "ratio_two_workers_over_one_process": two / one}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
