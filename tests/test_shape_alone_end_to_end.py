@@ -6,6 +6,7 @@ embeddings come back bit for bit from a checkpoint in a new process, the probes
 with one line.
 """
 
+import collections
 import json
 import subprocess
 import sys
@@ -93,7 +94,13 @@ def test_alone_ties_the_decoder_output_without_sharing_the_encoder():
     assert model.decoder.output_projection.embedding is model.decoder.embed_tokens
 
 
-INCREMENTAL_MODELS = {**MODELS, "post_ln": ["--arch", "composable_transformer"], "b2t": ["--arch", "b2t_transformer"]}
+INCREMENTAL_MODELS = {
+    **MODELS, "post_ln": ["--arch", "composable_transformer"], "b2t": ["--arch", "b2t_transformer"],
+    # k = 2 below the 6 decoding steps, so clipped distances are decoded too
+    "relative": ["--arch", "relative_transformer", "--relative-max-distance", "2"],
+    "b2t_relative_alone": ["--arch", "b2t_transformer", "--positions", "relative", "--relative-max-distance", "2",
+                           *ALONE_FLAGS],
+}
 
 
 @pytest.mark.parametrize("name", INCREMENTAL_MODELS)
@@ -120,18 +127,32 @@ def test_shift_invariance_probe(toy_bin, trained, tmp_path):
     assert all(-1 <= value <= 1.0001 for value in report["similarity"]) and plot.stat().st_size > 0
 
 
-@pytest.mark.slow  # trains two models (80 s on 2 cores)
+@pytest.mark.slow  # trains three models (2 min on 2 cores)
 def test_extrapolation_probe_small_run(tmp_path):
     result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path / "work", "--train-size", 600,
                      "--test-size", 20, "--max-update", 5, "--max-train-length", 12, "--json")
     report = json.loads(result.stdout)
-    assert set(report["bleu"]) == {"ape", "shape"} and report["pairs"]["test"] == 20
+    assert set(report["bleu"]) == {"ape", "relative", "shape"} and report["pairs"]["test"] == 20
     assert all(0 <= score <= 100 for score in report["bleu"].values()) and "nrefs:1" in report["signature"]
+    assert all(0 < nll < 20 for nll in report["valid_nll"].values()) and set(report["valid_nll"]) == set(report["bleu"])
     # The claim under test needs every training source short and every test source longer.
     raw = tmp_path / "work" / "raw"
     for split, keep in (("train", lambda n: n <= 12), ("valid", lambda n: n <= 12), ("test", lambda n: n > 12)):
         lengths = [len(line.split()) for line in (raw / f"{split}.en").read_text().splitlines()]
         assert len(lengths) == report["pairs"][split] and all(map(keep, lengths)), split
+
+    def bucket(length):  # 5 tokens wide above L = 12, the last one open
+        low = 13 + (length - 13) // 5 * 5
+        return ">27" if length > 27 else f"{low}-{low + 4}"
+
+    assert report["bucket_pairs"] == dict(collections.Counter(map(bucket, lengths)))  # lengths: the test sources
+    for scores in report["bleu_by_source_length"].values():
+        assert list(scores) == list(report["bucket_pairs"]) and all(0 <= score <= 100 for score in scores.values())
+
+
+def test_extrapolation_probe_rejects_unknown_models(tmp_path):
+    result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path, "--models", "ape,rotary", check=False)
+    one_line_error(result, "--models must list distinct names among ape,relative,shape")
 
 
 def test_params_counts_alone_against_standard():

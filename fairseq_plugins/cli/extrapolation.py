@@ -1,27 +1,38 @@
-"""``fairseq-plugins-extrapolation``: APE versus SHAPE on sentences longer than any seen in training.
+"""``fairseq-plugins-extrapolation``: APE, RPE and SHAPE on sentences longer than any seen in training.
 
 SHAPE's claim (Kiyono et al., 2021): trained on short sentences, a model with
-shifted positions translates longer ones better than absolute positions (APE).
-This command builds the toy corpus of the quickstart, keeps training and
-validation pairs whose source has at most ``--max-train-length`` tokens and test
-pairs whose source is longer, trains the same small model twice with the real
-fairseq-train (``--positions sinusoidal``, then ``--positions shape``), decodes
-the long test sentences with fairseq-generate and prints both BLEU scores::
+shifted positions translates longer ones better than absolute positions (APE), on
+par with relative positions (RPE, Shaw et al., 2018). This command builds the toy
+corpus of the quickstart, keeps training and validation pairs whose source has at
+most ``--max-train-length`` (L) tokens and test pairs whose source is longer, trains
+the same small model once per ``--models`` entry with the real fairseq-train
+(``--positions sinusoidal``, ``relative``, ``shape``), decodes the long test
+sentences with fairseq-generate and prints, per model, the BLEU of all of them and
+by source length, and the final validation NLL (bits per target token, on the short
+validation pairs)::
 
     fairseq-plugins-extrapolation --work-dir extrapolation --max-train-length 15 --json --plot bleu.png
+
+Length buckets are 5 tokens wide above L, the last one open: at L = 15 with 500 test
+pairs the toy corpus puts about 220, 135, 75 and 70 of them in 16-20, 21-25, 26-30
+and >30. Empty buckets are left out.
 """
 
 import argparse
 import json
 import logging
+import math
 import os
+import re
 
-from fairseq_plugins.cli.quickstart import generate_and_score, preprocess, read_lines, train
+from fairseq_plugins.cli.quickstart import corpus_bleu, generate, preprocess, read_lines, train
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SRC, TGT = "en", "xx"
+MODELS = ("ape", "relative", "shape")
+BUCKET_WIDTH, CLOSED_BUCKETS = 5, 3
 
 
 def length_split(raw_all, raw, max_train_length, test_size):
@@ -44,11 +55,53 @@ def length_split(raw_all, raw, max_train_length, test_size):
     return counts
 
 
+def model_flags(name, args):
+    """fairseq-train's position flags of each model of ``--models``."""
+    return {
+        "ape": ["--positions", "sinusoidal"],
+        "relative": ["--positions", "relative", "--relative-max-distance", str(args.relative_max_distance)],
+        "shape": ["--positions", "shape", "--shape-max-shift", str(args.shape_max_shift)],
+    }[name]
+
+
+def length_buckets(max_train_length):
+    """``(name, shortest, longest)`` source lengths of each bucket of test pairs, in order."""
+    first = max_train_length + 1
+    closed = [(f"{low}-{low + BUCKET_WIDTH - 1}", low, low + BUCKET_WIDTH - 1)
+              for low in range(first, first + CLOSED_BUCKETS * BUCKET_WIDTH, BUCKET_WIDTH)]
+    open_from = first + CLOSED_BUCKETS * BUCKET_WIDTH
+    return closed + [(f">{open_from - 1}", open_from, math.inf)]
+
+
+def bucket_members(sources, max_train_length):
+    """``{bucket name: indices of the test pairs whose source falls in it}``, non-empty buckets only."""
+    members = {}
+    for name, shortest, longest in length_buckets(max_train_length):
+        indices = [i for i, source in enumerate(sources) if shortest <= len(source.split()) <= longest]
+        if indices:
+            members[name] = indices
+    return members
+
+
+def final_valid_nll(train_log):
+    """The ``nll_loss`` of fairseq-train's last validation (base 2, per target token)."""
+    with open(train_log, encoding="utf-8") as f:
+        losses = re.findall(r"valid on 'valid' subset \| loss [^|]+\| nll_loss ([0-9.]+)", f.read())
+    if not losses:
+        raise RuntimeError(f"{train_log}: fairseq-train logged no validation")
+    return float(losses[-1])
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-extrapolation", description=__doc__.split("\n\n")[0])
+    # No usage text in errors: each is the one line `prog: error: msg`.
+    parser = argparse.ArgumentParser(prog="fairseq-plugins-extrapolation", description=__doc__.split("\n\n")[0],
+                                     usage=argparse.SUPPRESS)
     parser.add_argument("--work-dir", default="extrapolation", help="new or empty directory for every output")
     parser.add_argument("--max-train-length", type=int, default=15, help="L: longest training source")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated models to train, among {','.join(MODELS)} (APE: sinusoidal positions)")
     parser.add_argument("--shape-max-shift", type=int, default=40, help="SHAPE's K")
+    parser.add_argument("--relative-max-distance", type=int, default=16, help="RPE's k (Shaw et al.: 16)")
     parser.add_argument("--max-update", type=int, default=600)
     parser.add_argument("--train-size", type=int, default=30000, help="toy pairs generated before the length filter")
     parser.add_argument("--test-size", type=int, default=500, help="long test pairs kept")
@@ -60,17 +113,32 @@ def parse_args(argv=None):
         parser.error(f"--max-train-length must be in 1..100 (got {args.max_train_length})")
     if min(args.max_update, args.train_size, args.test_size) < 1:
         parser.error("--max-update, --train-size and --test-size must be positive")
+    models = args.models.split(",")
+    if not set(models) <= set(MODELS) or len(set(models)) != len(models):
+        parser.error(f"--models must list distinct names among {','.join(MODELS)}, comma-separated (got {args.models!r})")
+    args.models = models
+    if args.relative_max_distance < 1:
+        parser.error(f"--relative-max-distance must be >= 1 (got {args.relative_max_distance})")
     check_plot_argument(parser, args.plot)
     return args
 
 
 def save_plot(path, results, max_train_length):
-    def draw(axes):
-        names = list(results["bleu"])
-        axes.bar(names, [results["bleu"][name] for name in names], color=["tab:gray", "tab:blue"])
-        axes.set(ylabel="BLEU", title=f"test sources longer than {max_train_length} tokens")
+    """BLEU of each model (one bar each) on all long test sources, then per length bucket."""
+    groups = ["all", *results["bucket_pairs"]]
+    models = list(results["bleu"])
+    width = 0.8 / len(models)
 
-    save_png(path, draw, figsize=(4, 4))
+    def draw(axes):
+        for index, name in enumerate(models):
+            scores = [results["bleu"][name], *(results["bleu_by_source_length"][name][group] for group in groups[1:])]
+            axes.bar([x + index * width for x in range(len(groups))], scores, width, label=name)
+        axes.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(groups))], groups)
+        axes.set(xlabel="test source length (tokens)", ylabel="BLEU",
+                 title=f"trained on sources of at most {max_train_length} tokens")
+        axes.legend()
+
+    save_png(path, draw, figsize=(6, 4))
 
 
 def main(argv=None):
@@ -85,24 +153,35 @@ def main(argv=None):
     counts = length_split(raw_all, raw, args.max_train_length, args.test_size)
     preprocess(raw, SRC, TGT, data, work)
     references = read_lines(os.path.join(raw, f"test.{TGT}"))
-    models = {"ape": ["--positions", "sinusoidal"],
-              "shape": ["--positions", "shape", "--shape-max-shift", str(args.shape_max_shift)]}
-    bleu, signature = {}, None
-    for name, flags in models.items():
+    buckets = bucket_members(read_lines(os.path.join(raw, f"test.{SRC}")), args.max_train_length)
+    bleu, bleu_by_length, valid_nll, signature = {}, {}, {}, None
+    for name in args.models:
         checkpoints = os.path.join(work, f"checkpoints-{name}")
-        train(data, checkpoints, ["--arch", "composable_transformer", *flags], args.max_update, args.seed, work,
-              name=f"train-{name}")
-        score, signature = generate_and_score(data, os.path.join(checkpoints, "checkpoint_last.pt"), references,
-                                              work, name=f"generate-{name}")
+        train(data, checkpoints, ["--arch", "composable_transformer", *model_flags(name, args)], args.max_update,
+              args.seed, work, name=f"train-{name}")
+        valid_nll[name] = final_valid_nll(os.path.join(work, f"train-{name}.log"))
+        system = generate(data, os.path.join(checkpoints, "checkpoint_last.pt"), len(references), work,
+                          name=f"generate-{name}")
+        score, signature = corpus_bleu(system, references)
         bleu[name] = round(score.score, 2)
-    results = {"max_train_length": args.max_train_length, "pairs": counts, "bleu": bleu, "signature": str(signature)}
+        bleu_by_length[name] = {
+            bucket: round(corpus_bleu([system[i] for i in indices], [references[i] for i in indices])[0].score, 2)
+            for bucket, indices in buckets.items()
+        }
+    results = {"max_train_length": args.max_train_length, "pairs": counts,
+               "bucket_pairs": {bucket: len(indices) for bucket, indices in buckets.items()},
+               "bleu": bleu, "bleu_by_source_length": bleu_by_length, "valid_nll": valid_nll,
+               "signature": str(signature)}
     if args.json:
         print(json.dumps(results))
     else:
         print(f"sources <= {args.max_train_length} tokens in training ({counts['train']} pairs); "
               f"{counts['test']} test pairs with longer sources")
-        for name, value in bleu.items():
-            print(f"{name:>6}: BLEU {value:.2f}")
+        header = ["all", *(f"{bucket} ({len(indices)})" for bucket, indices in buckets.items())]
+        print(f"{'BLEU':>8} " + " ".join(f"{column:>12}" for column in header) + f" {'valid nll':>10}")
+        for name in args.models:
+            scores = [bleu[name], *bleu_by_length[name].values()]
+            print(f"{name:>8} " + " ".join(f"{value:>12.2f}" for value in scores) + f" {valid_nll[name]:>10.3f}")
         print(f"signature: {signature}")
     if args.plot:
         save_plot(args.plot, results, args.max_train_length)

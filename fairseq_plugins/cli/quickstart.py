@@ -137,19 +137,28 @@ def train(data, save_dir, model_flags, max_update, seed, log_dir, name="train"):
     ], os.path.join(log_dir, f"{name}.log"))
 
 
-def generate_and_score(data, checkpoint, references, log_dir, name="generate"):
-    """fairseq-generate (beam 4) on the test split; returns sacrebleu's score and signature."""
-    import sacrebleu
-
+def generate(data, checkpoint, count, log_dir, name="generate"):
+    """fairseq-generate (beam 4) on the test split; returns its ``count`` hypotheses in test-set order."""
     output = os.path.join(log_dir, f"{name}.txt")
     run(fairseq_cli("generate") + [
         data, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", "test", "--beam", "4",
         "--batch-size", "128",
     ], output)
     with open(output, encoding="utf-8") as f:
-        system = hypotheses(f.read(), len(references))
+        return hypotheses(f.read(), count)
+
+
+def corpus_bleu(system, references):
+    """sacrebleu's corpus BLEU of ``system`` against one reference each, and its signature."""
+    import sacrebleu
+
     bleu = sacrebleu.BLEU()
     return bleu.corpus_score(system, [references]), bleu.get_signature()
+
+
+def generate_and_score(data, checkpoint, references, log_dir, name="generate"):
+    """fairseq-generate (beam 4) on the test split; returns sacrebleu's score and signature."""
+    return corpus_bleu(generate(data, checkpoint, len(references), log_dir, name), references)
 
 
 if __name__ == "__main__":

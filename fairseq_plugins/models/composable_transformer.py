@@ -5,7 +5,8 @@ parameter names, same outputs with the defaults) with options that compose:
 
 - residual scheme per stack: ``--encoder-residual`` / ``--decoder-residual`` in
   ``post_ln | pre_ln | b2t`` (modules/b2t.py), and ``--b2t-rescale-init``;
-- positions: ``--positions sinusoidal | learned | shape`` (modules/shape.py);
+- positions: ``--positions sinusoidal | learned | shape | relative`` (modules/shape.py,
+  modules/relative_attention.py);
 - token embeddings: ``--embeddings standard | alone`` (modules/alone.py);
 - initialisation and embedding treatment (Spike No More): ``--init-scheme fairseq | small``,
   ``--embed-treatment vanilla | scaled | layernorm | detach``, ``--embed-init-std``
@@ -40,6 +41,7 @@ from fairseq.modules.transformer_layer import (
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.b2t_layers import B2TDecoderLayer, B2TEncoderLayer
+from fairseq_plugins.models.relative_multihead_attention import RelativeMultiheadAttention
 from fairseq_plugins.models.transformer_options import (
     ComposableTransformerOptions,
     fairseq_build_args,
@@ -56,6 +58,7 @@ from fairseq_plugins.modules.length_positions import (
     token_character_counts,
     token_counts,
 )
+from fairseq_plugins.modules.relative_attention import RelativeAttention
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
 from fairseq_plugins.modules.spike_init import EmbeddingTreatment, init_embedding_, small_init_, small_std
 from fairseq_plugins.optimizer_groups import exempt_from_weight_decay
@@ -76,6 +79,18 @@ def build_positions(cfg, stack, padding_idx, embed_dim):
     return module_errors_as_config_errors(
         ShiftedSinusoidalPositions, embed_dim, padding_idx, max_positions, cfg.shape_max_shift, cfg.shape_eval_offset
     )
+
+
+def with_relative_self_attention(layer, cfg, heads):
+    """``--positions relative``: ``layer``'s self-attention becomes Shaw et al.'s, built with the
+    arguments fairseq's ``build_self_attention`` uses. Swapped in after the layer is built, so each
+    residual scheme keeps one layer class instead of one per position kind."""
+    if cfg.positions == "relative":
+        layer.self_attn = module_errors_as_config_errors(
+            RelativeMultiheadAttention, layer.embed_dim, heads, cfg.relative_max_distance,
+            dropout=cfg.attention_dropout, q_noise=layer.quant_noise, qn_block_size=layer.quant_noise_block_size,
+        )
+    return layer
 
 
 def wrap_layer(layer, cfg):
@@ -128,7 +143,9 @@ class ComposableTransformerEncoder(TransformerEncoderBase):
 
     def build_encoder_layer(self, cfg):
         layer_class = B2TEncoderLayer if cfg.encoder_residual == "b2t" else TransformerEncoderLayerBase
-        return wrap_layer(layer_class(cfg, return_fc=self.return_fc), cfg)
+        layer = layer_class(cfg, return_fc=self.return_fc)
+        layer = with_relative_self_attention(layer, cfg, cfg.encoder.attention_heads)
+        return wrap_layer(layer, cfg)
 
 
 class ComposableTransformerDecoder(TransformerDecoderBase):
@@ -142,7 +159,9 @@ class ComposableTransformerDecoder(TransformerDecoderBase):
 
     def build_decoder_layer(self, cfg, no_encoder_attn=False):
         layer_class = B2TDecoderLayer if cfg.decoder_residual == "b2t" else TransformerDecoderLayerBase
-        return wrap_layer(layer_class(cfg, no_encoder_attn), cfg)
+        layer = layer_class(cfg, no_encoder_attn)
+        layer = with_relative_self_attention(layer, cfg, cfg.decoder.attention_heads)
+        return wrap_layer(layer, cfg)
 
     def build_output_projection(self, cfg, dictionary, embed_tokens):
         if self.share_input_output_embed and isinstance(embed_tokens, AloneEmbedding):
@@ -181,6 +200,8 @@ def initialize_parameters(stacks, args):
                 rescale_init_(layer, depth=len(stack.layers))
     if args.no_weight_decay_embeddings:
         exempt_from_weight_decay(module for stack in stacks for module in (stack.embed_tokens, stack.embed_positions))
+        exempt_from_weight_decay(module for stack in stacks for module in stack.layers.modules()
+                                 if isinstance(module, RelativeAttention))  # --positions relative's embeddings
 
 
 def build_token_embedding(args, dictionary, embed_dim, build_standard):

@@ -30,8 +30,10 @@ from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS, INIT_SCHEMES
 from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
 
 # lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py), in place of the
-# decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal.
-POSITION_KINDS = ("sinusoidal", "learned", "shape") + LENGTH_ENCODINGS + tuple(e + WITH_SINUSOIDAL for e in LENGTH_ENCODINGS)
+# decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal. relative: Shaw
+# et al.'s relative positions in every self-attention (modules/relative_attention.py), no absolute ones.
+POSITION_KINDS = (("sinusoidal", "learned", "shape", "relative") + LENGTH_ENCODINGS
+                  + tuple(e + WITH_SINUSOIDAL for e in LENGTH_ENCODINGS))
 EMBEDDING_KINDS = ("standard", "alone")
 STACKS = ("encoder", "decoder")
 
@@ -55,8 +57,12 @@ class ComposableTransformerOptions(FairseqDataclass):
     )
     positions: str = choice_field(
         "sinusoidal", POSITION_KINDS,
-        "position embeddings of both stacks (shape: SHAPE; lrpe/ldpe: the decoder's encode the output length, "
+        "position embeddings of both stacks (shape: SHAPE; relative: Shaw et al.'s relative positions in every "
+        "self-attention, no absolute ones; lrpe/ldpe: the decoder's encode the output length, "
         "the encoder's stay sinusoidal; lrpe+pe/ldpe+pe: that encoding added to the decoder's sinusoidal ones)",
+    )
+    relative_max_distance: int = field(
+        default=16, metadata={"help": "--positions relative: k, distances beyond +-k share one embedding (>= 1)"}
     )
     shape_max_shift: int = field(
         default=40, metadata={"help": "SHAPE's K: training offsets are drawn per sequence from 0..K-1"}
@@ -131,6 +137,14 @@ def validate_options(args, stacks=STACKS):
             f"--embed-init-std {args.embed_init_std} with --embed-treatment scaled multiplies that std by sqrt(d); "
             "use --embed-treatment vanilla (Spike No More's std-1 embeddings) or layernorm"
         )
+    if args.positions == "relative":
+        if getattr(args, "cross_self_attention", False):
+            # Its self-attention also attends to the encoder output, which has no distance to the target.
+            raise ConfigError("--cross-self-attention conflicts with --positions relative; drop it or use "
+                              "--positions sinusoidal, learned or shape")
+        for stack in stacks:
+            if getattr(args, f"{stack}_xformers_att_config", None):
+                raise ConfigError(f"--{stack}-xformers-att-config conflicts with --positions relative; drop it")
     for stack in stacks:
         scheme = getattr(args, f"{stack}_residual")
         if getattr(args, f"{stack}_normalize_before", False) and scheme != "pre_ln":
@@ -146,10 +160,13 @@ def validate_options(args, stacks=STACKS):
 
 def fairseq_build_args(args, stacks=STACKS):
     """A copy of ``args`` whose fairseq flags follow the options: fairseq's Pre-LN path (LN inside
-    the branch, a final LN after the stack), its learned positions and its embedding scale."""
+    the branch, a final LN after the stack), its learned positions (none with relative ones) and its
+    embedding scale."""
     build_args = argparse.Namespace(**vars(args))
     for stack in stacks:
         setattr(build_args, f"{stack}_normalize_before", getattr(args, f"{stack}_residual") == "pre_ln")
         setattr(build_args, f"{stack}_learned_pos", args.positions == "learned")
     build_args.no_scale_embedding = args.embed_treatment != "scaled"
+    if args.positions == "relative":
+        build_args.no_token_positional_embeddings = True
     return build_args

@@ -43,3 +43,9 @@ register_preset("shape_transformer_wmt_en_de", transformer_wmt_en_de, "SHAPE pos
 register_preset("alone_transformer", base_architecture, "ALONE embeddings", embeddings="alone")
 register_preset("alone_transformer_wmt_en_de", transformer_wmt_en_de, "ALONE embeddings (binary, D_inter 8192)",
                 embeddings="alone", alone_filter="binary", alone_inter_dim=8192)
+
+# The baseline SHAPE is compared with: Shaw et al.'s relative positions, k = 16 as in their experiments.
+RELATIVE = dict(positions="relative", relative_max_distance=16)
+register_preset("relative_transformer", base_architecture, "relative positions (Shaw et al.), k=16", **RELATIVE)
+register_preset("relative_transformer_wmt_en_de", transformer_wmt_en_de, "relative positions (Shaw et al.), k=16",
+                **RELATIVE)
