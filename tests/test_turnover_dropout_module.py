@@ -12,6 +12,7 @@ from fairseq_plugins.modules.turnover_dropout import (
     TurnOverDropout,
     influence,
     instance_masks,
+    mask_adjusted,
     turnover_layers,
     use_instances,
 )
@@ -141,3 +142,19 @@ def test_pair_mode_equals_pairing_rows_by_hand():
     by_hand = influence(model, lambda: nn.functional.cross_entropy(model(tests.repeat(3, 1)), y.repeat(3), reduction="none"), train_ids.repeat_interleave(5))
     torch.testing.assert_close(paired, by_hand)
     assert paired.shape == (15,)
+
+
+def test_mask_adjusted_scores_keep_the_instances_own_effect():
+    """Scores = a term additive over mask units (a half-network's quality) + the instance's own
+    effect: the adjustment returns the own effect and the share of variance the masks explain."""
+    generator = torch.Generator().manual_seed(0)
+    masks = instance_masks(torch.arange(4000), 64, seed=3)
+    unit_quality = torch.randn(64, generator=generator, dtype=torch.float64)
+    own = torch.randn(4000, generator=generator, dtype=torch.float64) * 0.5
+    scores = (masks.double() * 2 - 1) @ unit_quality + 7.0 + own
+    adjusted, explained = mask_adjusted(scores, masks)
+    assert torch.corrcoef(torch.stack([adjusted, own]))[0, 1] > 0.99
+    assert explained == pytest.approx(1 - own.var().item() / scores.var().item(), abs=0.02)
+    # Scores the masks do not explain: only the chance share (units / instances) is removed.
+    _, explained = mask_adjusted(own, masks)
+    assert explained < 3 * 64 / 4000

@@ -150,3 +150,28 @@ def influence(model, row_losses, ids, rows_per_id=None):
     with use_instances(model, ids, rows_per_id=rows_per_id):
         with_ = row_losses()
     return without - with_
+
+
+def mask_adjusted(scores, masks):
+    """Influence scores with the part their masks explain removed.
+
+    ``I(j, t) = L(t; 1 - m_j) - L(t; m_j)`` also measures how good the half-network
+    ``1 - m_j`` is against ``m_j``, whichever instance owns the mask. Summed over many test
+    instances that mask term adds up, while an instance's own effect may not. Modelling
+    it as additive over units::
+
+        S_j = b + sum_u w_u (2 m_ju - 1) + e_j
+
+    fitted by least squares over all training instances (masks are random hashes of the
+    ids, so independent of what the instances are), the residual ``e_j`` is the instance's
+    own influence. ``scores``: (N,); ``masks``: (N, units) bool, every turn-over layer's
+    units side by side. Returns ``e`` (float64, (N,)) and the fraction of the scores'
+    variance the masks explain.
+    """
+    signs = masks.to(torch.float64) * 2 - 1
+    design = torch.cat([torch.ones(len(signs), 1, dtype=torch.float64), signs], dim=1)  # b, then the w_u
+    scores = torch.as_tensor(scores, dtype=torch.float64)
+    weights = torch.linalg.lstsq(design, scores[:, None]).solution
+    residual = scores - (design @ weights)[:, 0]
+    explained = 1 - float(residual.var() / scores.var()) if scores.var() > 0 else 0.0
+    return residual, explained
