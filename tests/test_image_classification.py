@@ -154,7 +154,8 @@ def test_bad_flag_is_one_line_in_fairseq_train(tmp_path):
     one_line_error(result, "--conv-channels 8,8,8,8: 4 max-pool blocks shrink a 8x8 image to nothing")
 
 
-@pytest.mark.parametrize("arch, hidden_layers", [("image_mlp", 2), ("image_cnn", 1)])
+@pytest.mark.parametrize("arch, hidden_layers", [("image_mlp", 2), ("image_cnn", 1), ("turnover_image_mlp", 2),
+                                                  ("turnover_image_cnn", 1)])
 def test_presets_build_through_the_namespace_api(idx_dir, arch, hidden_layers):
     args, model = build_through_namespace_api(idx_dir, "image_classification", arch, "--criterion", "cross_entropy",
                                               "--valid-size", 8)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import USER_DIR, run_cli
+from conftest import USER_DIR, build_through_namespace_api, run_cli
 from fairseq_plugins.modules.turnover_dropout import turnover_layers, use_instances
 
 
@@ -65,3 +65,15 @@ def test_influence_of_a_sentence_classifier(tmp_path):
                 logits, _ = model(**sample["net_input"])
                 losses.append(torch.nn.functional.cross_entropy(logits, sample["target"].view(-1)))
         assert abs(float(losses[0] - losses[1]) - matrix[t, j]) < 1e-4
+
+
+@pytest.mark.parametrize("arch", ["transformer_classifier", "turnover_transformer_classifier"])
+def test_sentence_classifiers_build_through_the_namespace_api(tmp_path, arch):
+    """Scripts and hub-style loading build from ``options.parse_args_and_arch`` + ``task.build_model(args)``."""
+    for field, words in (("input0", ["good", "bad", "film"]), ("label", ["pos", "neg"])):
+        (tmp_path / field).mkdir()
+        (tmp_path / field / "dict.txt").write_text("".join(f"{word} 1\n" for word in words))
+    _, model = build_through_namespace_api(tmp_path, "sentence_prediction", arch, "--num-classes", 2,
+                                              "--max-positions", 32, "--criterion", "sentence_prediction")
+    layers = len(model.encoder.layers)
+    assert layers > 0 and len(turnover_layers(model)) == (layers if arch.startswith("turnover") else 0)

@@ -33,7 +33,7 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig, image_cnn, image_mlp
 from fairseq_plugins.models.transformer_classifier import TransformerClassifier, TransformerClassifierConfig
 from fairseq_plugins.modules.turnover_dropout import TurnOverDropout, turnover_layers
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults
 
 PLACEMENTS = ("all", "last")
 
@@ -62,6 +62,11 @@ class TurnOverImageClassifierConfig(ImageClassifierConfig):
 @register_model("turnover_image_classifier", dataclass=TurnOverImageClassifierConfig)
 class TurnOverImageClassifier(ImageClassifier):
     tiles_at_first_mask = True
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        dataclass_defaults(cfg, TurnOverImageClassifierConfig)  # fairseq's Namespace path leaves them unset
+        return super().build_model(cfg, task)
 
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__(cfg, image_shape, num_classes)
