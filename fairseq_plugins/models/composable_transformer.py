@@ -171,14 +171,18 @@ class ComposableTransformerDecoder(TransformerDecoderBase):
 
 
 class TiedAloneProjection(nn.Module):
-    """Output projection tied to ALONE embeddings: the V x d matrix is recomputed at every forward."""
+    """Output projection tied to ALONE embeddings: ``features @ E^T`` with ``E = embedding.embedding_matrix()``,
+    recomputed in vocabulary chunks at every training forward, computed once in evaluation (modules/alone.py)."""
 
     def __init__(self, embedding):
         super().__init__()
         self.embedding = embedding
 
     def forward(self, features):
-        return F.linear(features, self.embedding.embedding_matrix())
+        # One (tokens, d) x (d, V) product. Given (tokens, 1, d) features from incremental decoding
+        # and a matrix without autograd, F.linear would run a batched product of tokens single rows.
+        logits = F.linear(features.reshape(-1, features.size(-1)), self.embedding.embedding_matrix())
+        return logits.view(*features.shape[:-1], -1)
 
 
 def initialize_parameters(stacks, args):

@@ -49,15 +49,48 @@ ReLU dropout is applied in ``forward`` (training mode) but not in
 ``embedding_matrix()``, the tied output projection, as in the authors' code.
 It is switched off for good once ``set_num_updates`` reports
 ``relu_dropout_off_after`` updates (a recipe option).
+
+Cost of the ``V x d`` matrix ``E = [e_w]`` (the tied output projection's weight):
+
+- Training (or any call with autograd on): recomputed at every call, ``chunk_size``
+  words at a time, each chunk under activation checkpointing. Only ``E`` and one
+  chunk's ``chunk_size x D_inter`` hidden activations are alive at once; the backward
+  recomputes a chunk's activations when it needs them (one more FFN forward) instead
+  of keeping ``V x D_inter`` of them (1 GiB in float32 at V=32k, D_inter=8192).
+  ``chunk_size=None``, or a vocabulary of at most ``chunk_size`` words, computes ``E``
+  in one piece and keeps its activations.
+- Evaluation (eval mode, autograd off: fairseq-generate, -interactive, -validate,
+  -eval-lm, validation during training): computed once, kept outside the state dict,
+  and reused until a parameter or buffer changes; ``forward`` then looks words up in
+  it, as ``nn.Embedding`` does. A change is seen as a new version of a tensor
+  (in-place updates: optimizer steps, ``load_state_dict``) or a tensor that is no
+  longer the one ``E`` was computed from (moves, casts, replaced parameters).
+  Writes through ``.data`` bump no version: fairseq's optimizers write so, but only
+  in training mode, and switching mode (``train()``/``eval()``) drops ``E``.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 FILTER_KINDS = ("binary", "real")
+# Words per chunk of the V x d matrix in training: 128 MiB of float32 activations per
+# chunk at D_inter=8192, and chunks large enough to keep a GPU busy.
+CHUNK_SIZE = 4096
+
+
+class KeptMatrix(NamedTuple):
+    """``E`` computed without autograd, and what it was computed from."""
+
+    # Detached views of the parameters and buffers: holding them keeps their memory
+    # allocated, so a new tensor cannot take the same address and pass for one of them.
+    sources: list
+    versions: list  # their version counters then, bumped by every in-place write since
+    matrix: torch.Tensor
 
 
 def _check(ok, message):
@@ -84,6 +117,7 @@ class AloneEmbedding(nn.Module):
         relu_dropout=0.0,
         relu_dropout_off_after=None,
         seed=1,
+        chunk_size=CHUNK_SIZE,
     ):
         super().__init__()
         _check(filter_kind in FILTER_KINDS,
@@ -103,6 +137,7 @@ class AloneEmbedding(nn.Module):
                f"ALONE needs a vocabulary and a dimension of at least 1 (got {num_embeddings} x {embedding_dim})")
         _check(padding_idx is None or 0 <= padding_idx < num_embeddings,
                f"ALONE padding_idx must be in [0, {num_embeddings}) (got {padding_idx})")
+        _check(chunk_size is None or chunk_size >= 1, f"ALONE chunk_size must be at least 1 or None (got {chunk_size})")
 
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
@@ -116,6 +151,9 @@ class AloneEmbedding(nn.Module):
         self.relu_dropout = relu_dropout
         self.relu_dropout_off_after = relu_dropout_off_after
         self.relu_dropout_on = True
+        self.chunk_size = chunk_size
+        # E for evaluation: a plain attribute, so neither the state dict nor .to() sees it.
+        self._kept_matrix = None
 
         generator = torch.Generator().manual_seed(seed)
         d = embedding_dim
@@ -169,15 +207,47 @@ class AloneEmbedding(nn.Module):
 
     def forward(self, tokens):
         """Embeddings of ``tokens`` (LongTensor of any shape ``S``): ``S + (d,)``; padding gives zeros."""
+        if self._reuses_matrix():
+            return F.embedding(tokens, self.embedding_matrix())  # row padding_idx of E is zero
         e = self._ffn(self.o * self.filters(tokens), self._active_relu_dropout())
         if self.padding_idx is not None:
             e = e.masked_fill(tokens.eq(self.padding_idx).unsqueeze(-1), 0.0)
         return e
 
     def embedding_matrix(self):
-        """All ``V`` embeddings ``(V, d)``, recomputed (with gradient) on every call; no ReLU dropout."""
+        """All ``V`` embeddings ``(V, d)``, no ReLU dropout: kept and reused in evaluation, else recomputed."""
+        if not self._reuses_matrix():
+            return self._compute_matrix()
+        sources = [*self.parameters(), *self.buffers()]
+        versions = [t._version for t in sources]
+        kept = self._kept_matrix
+        if kept is None or kept.versions != versions or not all(map(torch.Tensor.is_set_to, sources, kept.sources)):
+            # In the parameters' dtype, as nn.Embedding's weight is, whatever autocast is on now.
+            with torch.autocast(self.o.device.type, enabled=False):
+                kept = self._kept_matrix = KeptMatrix([t.detach() for t in sources], versions, self._compute_matrix())
+        return kept.matrix
+
+    def train(self, mode=True):
+        # Training recomputes E at every call: free the kept one; writes through .data in
+        # between (fairseq's optimizers) would not show in the tensors' versions.
+        self._kept_matrix = None
+        return super().train(mode)
+
+    def _reuses_matrix(self):
+        return not self.training and not torch.is_grad_enabled()
+
+    def _rows(self, ids):
+        """``e_w`` of the words ``ids`` (1-D): ``(len(ids), d)``, no ReLU dropout, padding not zeroed."""
+        return self._ffn(self.o * self.filters(ids), 0.0)
+
+    def _compute_matrix(self):
         ids = torch.arange(self.num_embeddings, device=self.code_indices.device)
-        e = self._ffn(self.o * self.filters(ids), 0.0)
+        if self.chunk_size is None or self.num_embeddings <= self.chunk_size:
+            e = self._rows(ids)
+        elif torch.is_grad_enabled():
+            e = torch.cat([checkpoint(self._rows, chunk, use_reentrant=False) for chunk in ids.split(self.chunk_size)])
+        else:
+            e = torch.cat([self._rows(chunk) for chunk in ids.split(self.chunk_size)])
         if self.padding_idx is not None:
             e = e.index_fill(0, ids.new_tensor([self.padding_idx]), 0.0)
         return e
