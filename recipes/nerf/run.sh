@@ -2,7 +2,7 @@
 # Distilled feature fields on the generated scene, end to end: scene, training (oracle and
 # EfficientNet-Lite0 teachers), patch and click queries, edits, evaluation. Run from the repository
 # root. WORK_DIR=DIR (default nerf-work) holds every output; SMALL=1 runs a tiny version (CI).
-# The figures of the README are WORK_DIR/figures/*.png.
+# The figures of the README are WORK_DIR/figures/*.png, its table WORK_DIR/figures/evaluate-*.json.
 set -euo pipefail
 WORK_DIR=${WORK_DIR:-nerf-work}
 nerf() { fairseq-plugins-nerf "$@"; }
@@ -29,6 +29,7 @@ for teacher in "${teachers[@]}"; do
   nerf query --run "$run" --name sphere-patch --patch 0 $(px 24 36 33 45)
   nerf query --run "$run" --name box-click --click 1 $(px 20 26)
   nerf evaluate --run "$run" --json | tee "$run/evaluate.json"
+  cp "$run/evaluate.json" "$WORK_DIR/figures/evaluate-$teacher.json"  # the README's table, per teacher
   cp "$run/queries/sphere-patch.png" "$WORK_DIR/figures/query-sphere-patch-$teacher.png"
   cp "$run/queries/box-click.png" "$WORK_DIR/figures/query-box-click-$teacher.png"
 done
