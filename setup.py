@@ -39,6 +39,7 @@ setup(
             "fairseq-plugins-params = fairseq_plugins.cli.params:main",
             "fairseq-plugins-shift-invariance = fairseq_plugins.cli.shift_invariance:main",
             "fairseq-plugins-extrapolation = fairseq_plugins.cli.extrapolation:main",
+            "fairseq-plugins-alone-quality = fairseq_plugins.cli.alone_quality:main",
             "fairseq-plugins-training-curves = fairseq_plugins.cli.training_curves:main",
             "fairseq-plugins-influence = fairseq_plugins.cli.influence:main",
             "fairseq-plugins-dip-evaluate = fairseq_plugins.cli.dip_evaluate:main",
