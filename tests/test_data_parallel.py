@@ -70,6 +70,7 @@ def resume(checkpoint, save_dir):
     return save_dir
 
 
+@pytest.mark.slow
 def test_two_workers_train_as_one_process_and_checkpoints_move_between_world_sizes(toy_bin, tmp_path):
     """b2t + ALONE + SHAPE with K = 0: epoch 1 as one process and as two spawned workers; epoch 2
     resumed from each in the other world size (torchrun for two) and in the same one."""

@@ -21,3 +21,8 @@ for file in $FILES; do
     fi
 done
 echo "Fashion-MNIST in $DATA"
+if [[ ${REGIME:-} == overfit ]]; then
+    # A seeded subset of the training images as npz (clean labels), 5,000 held out for validation.
+    python "$HERE/../influence/noisy_labels.py" --source fashion-mnist --raw-dir "$DATA" --noise 0 \
+        --train-size "$TRAIN_SIZE" --valid-size 5000 --out "$DATA"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # train.sh METHOD SEED: one fairseq-train run; METHOD is erm, mixup0.2, mixup1.0 or dip.
-# Every method trains the same backbone with the same budget: image_mlp (2 hidden layers of 256),
-# Adam lr 1e-3, batch 128, EPOCHS epochs (8; SMALL=1: 2), the last checkpoint is evaluated.
+# Every method trains the same backbone with the same budget: image_mlp (2 hidden layers of 256;
+# REGIME=overfit: 3 of 1024), Adam lr 1e-3, batch 128, EPOCHS epochs (8; SMALL=1: 2; overfit: 100),
+# the last checkpoint is evaluated.
 # DIP: lam = max(u, 1-u), u ~ Beta(1, 1); 2 mixes per example in training, 8 in the per-epoch
 # validation, a pool of 1000 training images. Extra arguments go to fairseq-train.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ esac
 SAVE_DIR=$WORK_DIR/checkpoints/$METHOD-seed$SEED
 mkdir -p "$SAVE_DIR"
 fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task image_classification "${DATA_FLAGS[@]}" \
-    --arch image_mlp --hidden-dim 256 --hidden-layers 2 "${CRITERION[@]}" \
+    --arch image_mlp "${HIDDEN[@]}" "${CRITERION[@]}" "${VALIDATE[@]}" \
     --optimizer adam --lr 1e-3 --batch-size 128 --batch-size-valid 250 --max-epoch "$EPOCHS" --seed "$SEED" \
     --num-workers 0 --save-dir "$SAVE_DIR" --no-epoch-checkpoints --no-save-optimizer-state \
     --log-format simple --log-interval 100 --no-progress-bar "$@" 2>&1 | tee "$SAVE_DIR/train.log"
