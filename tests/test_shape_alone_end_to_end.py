@@ -132,7 +132,10 @@ def test_extrapolation_probe_small_run(tmp_path):
     result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path / "work", "--train-size", 600,
                      "--test-size", 20, "--max-update", 5, "--max-train-length", 12, "--json")
     report = json.loads(result.stdout)
-    assert set(report["bleu"]) == {"ape", "relative", "shape"} and report["pairs"]["test"] == 20
+    assert set(report["bleu"]) == {"ape", "relative", "shape", "shape-offset0"} and report["pairs"]["test"] == 20
+    # The second SHAPE decoding is the same checkpoint with the evaluation offset overridden to 0.
+    assert "'shape_eval_offset': 'zero'" in (tmp_path / "work" / "generate-shape-offset0.txt").read_text()
+    assert "'shape_eval_offset': 'zero'" not in (tmp_path / "work" / "generate-shape.txt").read_text()
     assert all(0 <= score <= 100 for score in report["bleu"].values()) and "nrefs:1" in report["signature"]
     assert all(0 < nll < 20 for nll in report["valid_nll"].values()) and set(report["valid_nll"]) == set(report["bleu"])
     # The claim under test needs every training source short and every test source longer.

@@ -64,6 +64,16 @@ def model_flags(name, args):
     }[name]
 
 
+def decodings(name):
+    """``(row, fairseq-generate flags)`` of each decoding of model ``name``: SHAPE is decoded with the
+    authors' evaluation offset k = K (its ``--shape-eval-offset max``) and with k = 0 (``shape-offset0``),
+    whose positions 1..n a model trained with shifts 0..K-1 has seen for n up to L + K - 1."""
+    rows = [(name, [])]
+    if name == "shape":
+        rows.append(("shape-offset0", ["--model-overrides", str({"shape_eval_offset": "zero"})]))
+    return rows
+
+
 def length_buckets(max_train_length):
     """``(name, shortest, longest)`` source lengths of each bucket of test pairs, in order."""
     first = max_train_length + 1
@@ -159,15 +169,16 @@ def main(argv=None):
         checkpoints = os.path.join(work, f"checkpoints-{name}")
         train(data, checkpoints, ["--arch", "composable_transformer", *model_flags(name, args)], args.max_update,
               args.seed, work, name=f"train-{name}")
-        valid_nll[name] = final_valid_nll(os.path.join(work, f"train-{name}.log"))
-        system = generate(data, os.path.join(checkpoints, "checkpoint_last.pt"), len(references), work,
-                          name=f"generate-{name}")
-        score, signature = corpus_bleu(system, references)
-        bleu[name] = round(score.score, 2)
-        bleu_by_length[name] = {
-            bucket: round(corpus_bleu([system[i] for i in indices], [references[i] for i in indices])[0].score, 2)
-            for bucket, indices in buckets.items()
-        }
+        for decoded, flags in decodings(name):
+            valid_nll[decoded] = final_valid_nll(os.path.join(work, f"train-{name}.log"))
+            system = generate(data, os.path.join(checkpoints, "checkpoint_last.pt"), len(references), work,
+                              name=f"generate-{decoded}", flags=flags)
+            score, signature = corpus_bleu(system, references)
+            bleu[decoded] = round(score.score, 2)
+            bleu_by_length[decoded] = {
+                bucket: round(corpus_bleu([system[i] for i in indices], [references[i] for i in indices])[0].score, 2)
+                for bucket, indices in buckets.items()
+            }
     results = {"max_train_length": args.max_train_length, "pairs": counts,
                "bucket_pairs": {bucket: len(indices) for bucket, indices in buckets.items()},
                "bleu": bleu, "bleu_by_source_length": bleu_by_length, "valid_nll": valid_nll,
@@ -178,10 +189,10 @@ def main(argv=None):
         print(f"sources <= {args.max_train_length} tokens in training ({counts['train']} pairs); "
               f"{counts['test']} test pairs with longer sources")
         header = ["all", *(f"{bucket} ({len(indices)})" for bucket, indices in buckets.items())]
-        print(f"{'BLEU':>8} " + " ".join(f"{column:>12}" for column in header) + f" {'valid nll':>10}")
-        for name in args.models:
+        print(f"{'BLEU':>13} " + " ".join(f"{column:>12}" for column in header) + f" {'valid nll':>10}")
+        for name in bleu:
             scores = [bleu[name], *bleu_by_length[name].values()]
-            print(f"{name:>8} " + " ".join(f"{value:>12.2f}" for value in scores) + f" {valid_nll[name]:>10.3f}")
+            print(f"{name:>13} " + " ".join(f"{value:>12.2f}" for value in scores) + f" {valid_nll[name]:>10.3f}")
         print(f"signature: {signature}")
     if args.plot:
         save_plot(args.plot, results, args.max_train_length)

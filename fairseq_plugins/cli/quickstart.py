@@ -137,12 +137,13 @@ def train(data, save_dir, model_flags, max_update, seed, log_dir, name="train"):
     ], os.path.join(log_dir, f"{name}.log"))
 
 
-def generate(data, checkpoint, count, log_dir, name="generate"):
-    """fairseq-generate (beam 4) on the test split; returns its ``count`` hypotheses in test-set order."""
+def generate(data, checkpoint, count, log_dir, name="generate", flags=()):
+    """fairseq-generate (beam 4, extra ``flags``) on the test split; returns its ``count`` hypotheses in
+    test-set order."""
     output = os.path.join(log_dir, f"{name}.txt")
     run(fairseq_cli("generate") + [
         data, "--user-dir", user_dir(), "--path", checkpoint, "--gen-subset", "test", "--beam", "4",
-        "--batch-size", "128",
+        "--batch-size", "128", *flags,
     ], output)
     with open(output, encoding="utf-8") as f:
         return hypotheses(f.read(), count)
