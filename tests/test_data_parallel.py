@@ -8,7 +8,6 @@ between world sizes at an epoch boundary; and every rank draws its own random nu
 
 import argparse
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -101,16 +100,9 @@ def test_two_workers_train_as_one_process_and_checkpoints_move_between_world_siz
 
 @pytest.mark.slow
 def test_turnover_masks_follow_the_instance_to_whichever_worker_reads_it(tmp_path):
-    from test_influence_sentence_prediction import write_split
+    from test_influence_sentence_prediction import sentence_data
 
-    rng = random.Random(0)
-    raw, data = tmp_path / "raw", tmp_path / "bin"
-    raw.mkdir()
-    write_split(raw / "train", 300, rng)
-    write_split(raw / "valid", 37, rng)
-    for field in ("input0", "label"):
-        run_cli("fairseq-preprocess", "--only-source", "--trainpref", raw / "train" / field, "--validpref",
-                raw / "valid" / field, "--destdir", data / field, "--workers", 1)
+    data = sentence_data(tmp_path)
     flags = ["--user-dir", USER_DIR, "--task", "sentence_prediction", "--num-classes", 2, "--arch",
              "turnover_transformer_classifier", "--encoder-layers", 2, "--encoder-embed-dim", 128,
              "--encoder-ffn-embed-dim", 256, "--encoder-attention-heads", 4, "--max-positions", 32, "--dropout", 0,

@@ -27,16 +27,22 @@ def write_split(path, count, rng):
     (path / "label").write_text("\n".join(labels) + "\n")
 
 
-@pytest.mark.slow
-def test_influence_of_a_sentence_classifier(tmp_path):
+def sentence_data(tmp_path):
+    """300 training and 37 validation sentences, binarized for sentence_prediction under tmp_path/bin."""
     rng = random.Random(0)
-    raw, data, save_dir = tmp_path / "raw", tmp_path / "bin", tmp_path / "checkpoints"
+    raw, data = tmp_path / "raw", tmp_path / "bin"
     raw.mkdir()
     write_split(raw / "train", 300, rng)
     write_split(raw / "valid", 37, rng)
     for field in ("input0", "label"):
         run_cli("fairseq-preprocess", "--only-source", "--trainpref", raw / "train" / field, "--validpref",
                 raw / "valid" / field, "--destdir", data / field, "--workers", 1)
+    return data
+
+
+@pytest.mark.slow
+def test_influence_of_a_sentence_classifier(tmp_path):
+    data, save_dir = sentence_data(tmp_path), tmp_path / "checkpoints"
     run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "sentence_prediction", "--num-classes", 2,
             "--arch", "turnover_transformer_classifier", "--encoder-layers", 2, "--encoder-embed-dim", 128,
             "--encoder-ffn-embed-dim", 256, "--encoder-attention-heads", 4, "--max-positions", 32,
