@@ -29,7 +29,7 @@ def test_small_recipe_trains_queries_edits_and_evaluates(tmp_path):
         assert query["delete_psnr"] > query["unedited_vs_without_psnr"]
     figures = sorted(p.name for p in (work / "figures").iterdir())
     assert figures == sorted(
-        ["query-sphere-patch-oracle.png", "query-box-click-oracle.png", "render-test.png"]
+        ["query-sphere-patch-oracle.png", "query-box-click-oracle.png", "render-test.png", "evaluate-oracle.json"]
         + [f"edit-{op}.png" for op in ("delete", "recolor", "translate", "extract")]
     )
     assert len(list((work / "edit-translate").glob("frame_*.png"))) == 3

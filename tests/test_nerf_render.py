@@ -87,3 +87,25 @@ def test_initial_density_and_occupancy():
     assert int(field.occupancy.sum()) == 27  # the voxel and its 26 neighbours
     centre = aabb[0] + 8 * voxel
     assert field.occupied(torch.stack([centre, centre + 5 * voxel, torch.tensor([5.0, 0, 0])])).tolist() == [True, False, False]
+
+
+def test_grid_reads_split_across_threads_match_one_call():
+    """Many points are read as one grid_sample batch item per thread: same values, same gradients."""
+    torch.manual_seed(0)
+    grid = FeatureGrid(torch.tensor([[-1.0, -1.0, -1.0], [1.0, 2.0, 1.0]]), resolution=10, channels=5)
+    with torch.no_grad():
+        grid.grid.normal_()
+    points, weights = torch.rand(5001, 3) * 3 - 1, torch.randn(5001, 5)  # 5001: not a multiple of the thread count
+    previous, reads = torch.get_num_threads(), []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            values = grid(points)
+            (values * weights).sum().backward()
+            reads.append((values.detach(), grid.grid.grad))
+            grid.grid.grad = None
+    finally:
+        torch.set_num_threads(previous)
+    (one, one_grad), (split, split_grad) = reads
+    assert split.shape == (5001, 5)
+    assert torch.allclose(one, split, atol=1e-6) and torch.allclose(one_grad, split_grad, atol=1e-4)

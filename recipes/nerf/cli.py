@@ -1,4 +1,4 @@
-"""``fairseq-plugins-nerf {make-scene,train,render,query,edit,evaluate}``."""
+"""``fairseq-plugins-nerf {make-scene,make-mesh-scene,train,render,query,edit,evaluate}``."""
 
 import json
 import math
@@ -11,6 +11,7 @@ from PIL import Image
 
 from .config import OneLineErrors, add_arguments, from_arguments
 from .edits import EditOptions, Selection
+from .mesh_scene import MeshSceneConfig, make_mesh_scene
 from .registry import EDITS, QUERIES, ConfigError, lookup
 from .scene import SceneConfig, camera_rays, look_at, make_scene
 from .train import TrainConfig, load_run, open_scene, psnr, set_threads, teacher_targets, train
@@ -22,6 +23,9 @@ def build_parser():
 
     p = commands.add_parser("make-scene", help="write the procedural labelled scene (Blender format)")
     add_arguments(p, SceneConfig)
+
+    p = commands.add_parser("make-mesh-scene", help="render a triangle mesh (OBJ) as a Blender-format scene, no labels")
+    add_arguments(p, MeshSceneConfig)
 
     p = commands.add_parser("train", help="train a radiance field and distil a teacher into a feature field")
     add_arguments(p, TrainConfig)
@@ -56,7 +60,7 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object")
     for name, sub in commands.choices.items():
         if name != "train":  # train declares it in TrainConfig
-            sub.add_argument("--threads", type=int, default=1, help="CPU threads for torch (0: torch's default; default: 1)")
+            sub.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default 0: the machine's cores, or OMP_NUM_THREADS if set, at most 8)")
     return parser
 
 
@@ -78,6 +82,16 @@ def run_make_scene(args):
         raise ConfigError("--resolution must be >= 8 and --train-views, --test-views >= 1")
     make_scene(cfg)
     print(f"wrote {cfg.out}: {cfg.train_views}/{cfg.val_views}/{cfg.test_views} views of {cfg.resolution}x{cfg.resolution}")
+
+
+def run_make_mesh_scene(args):
+    cfg = from_arguments(MeshSceneConfig, args)
+    if not cfg.mesh or not cfg.out:
+        raise ConfigError("--mesh and --out: give an OBJ file and a directory for the scene")
+    if cfg.resolution < 8 or cfg.train_views < 1 or cfg.val_views < 1 or cfg.test_views < 1 or cfg.supersample < 1:
+        raise ConfigError("--resolution must be >= 8 and --train-views, --val-views, --test-views, --supersample >= 1")
+    make_mesh_scene(cfg)
+    print(f"wrote {cfg.out}: {cfg.train_views}/{cfg.val_views}/{cfg.test_views} views of {cfg.resolution}x{cfg.resolution} of {cfg.mesh}")
 
 
 def run_train(args):
@@ -235,4 +249,4 @@ def save_png(rgb, path):
     Image.fromarray((rgb.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)).save(path)
 
 
-COMMANDS = {"make-scene": run_make_scene, "train": run_train, "query": run_query, "render": run_render, "edit": run_render, "evaluate": run_evaluate}
+COMMANDS = {"make-scene": run_make_scene, "make-mesh-scene": run_make_mesh_scene, "train": run_train, "query": run_query, "render": run_render, "edit": run_render, "evaluate": run_evaluate}

@@ -21,9 +21,10 @@ class FeatureFieldModel(nn.Module):
         """Distance between samples along a ray: ``step_ratio`` voxels of the current radiance grid."""
         return self.radiance.voxel_size * self.step_ratio
 
-    def render(self, origins, directions, background, jitter=False, features=False, edit=None, selection=None):
+    def render(self, origins, directions, background, jitter=False, features=False, feature_rays=None, edit=None, selection=None):
         """Render rays [R,3]. Returns a dict: rgb [R,3], depth [R], opacity [R]; feature [R,D] if
-        ``features`` (through detached weights, so it cannot change geometry); selected [R] (the
+        ``features`` (through detached weights, so it cannot change geometry), of the first
+        ``feature_rays`` rays only if given (training: one pass serves both losses); selected [R] (the
         rendering weight of the samples inside ``selection``, a (model, points) -> bool function)
         if given. ``edit`` changes the samples' densities and colours (edits.py)."""
         rays = len(origins)
@@ -45,7 +46,9 @@ class FeatureFieldModel(nn.Module):
             "opacity": opacity,
         }
         if features:
-            out["feature"] = composite(weights.detach(), self.features(samples.points), samples.ray_index, rays)
+            count = rays if feature_rays is None else min(feature_rays, rays)
+            first = samples.ray_index < count  # packed by ray: the first rays' samples come first
+            out["feature"] = composite(weights.detach()[first], self.features(samples.points[first]), samples.ray_index[first], count)
         if selection is not None:
             chosen = selection(self, samples.points).to(weights.dtype)[:, None]
             out["selected"] = composite(weights, chosen, samples.ray_index, rays)[:, 0]
