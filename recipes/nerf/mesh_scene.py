@@ -30,7 +30,7 @@ Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  #
 @dataclass
 class MeshSceneConfig:
     mesh: str = option("", "Wavefront OBJ file (e.g. /usr/share/glmark2/models/bunny.obj from glmark2-data)")
-    texture: str = option("", "image wrapped around the mesh by longitude and latitude (default: a 3D colour pattern)")
+    texture: str = option("", "image wrapped around the mesh by longitude and latitude (empty: a 3D colour pattern)")
     out: str = option("", "scene directory to write")
     resolution: int = option(100, "image side in pixels")
     train_views: int = option(100, "training views")
