@@ -118,9 +118,13 @@ SMALL_TRANSFORMER=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128
                    --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
                    --decoder-attention-heads 4)
 
+# seeded_run EXPERIMENT: the run's name, EXPERIMENT, or EXPERIMENT-seedS when SEED=S is set (so that
+# several seeds of one experiment keep their own checkpoints and results).
+seeded_run() { echo "$1${SEED:+-seed$SEED}"; }
+
 # train_seq2seq DESCRIPTION [FAIRSEQ_ARGS...]: the papers' shared recipe (Adam (0.9, 0.98), inverse_sqrt
 # from 1e-7, label smoothing 0.1, shared embeddings) for the model in MODEL, into
-# $WORK_DIR/checkpoints/$EXPERIMENT. Reads LR WARMUP DROPOUT MAX_TOKENS TOKENS_PER_UPDATE MAX_UPDATE
+# $WORK_DIR/checkpoints/$(seeded_run $EXPERIMENT). Reads LR WARMUP DROPOUT MAX_TOKENS TOKENS_PER_UPDATE MAX_UPDATE
 # SAVE_EVERY SMALL; on GPUs --update-freq makes each update reach TOKENS_PER_UPDATE, printed first.
 # Several GPUs train data-parallel through torchrun, one process per GPU; NNODES machines (each
 # started with its NODE_RANK, the same MASTER_ADDR and MASTER_PORT) multiply the GPU count.
@@ -139,7 +143,7 @@ train_seq2seq() {
     freq=$(update_freq "$TOKENS_PER_UPDATE" "$MAX_TOKENS" "$(( gpus * nodes ))")
     say "$description: $(( gpus > 0 ? gpus * nodes : 1 )) device(s) x --max-tokens $MAX_TOKENS x --update-freq $freq" \
         "= $(( MAX_TOKENS * (gpus > 0 ? gpus * nodes : 1) * freq )) tokens per update (target $TOKENS_PER_UPDATE), $MAX_UPDATE updates"
-    SAVE_DIR=$WORK_DIR/checkpoints/$EXPERIMENT
+    SAVE_DIR=$WORK_DIR/checkpoints/$(seeded_run "$EXPERIMENT")
     local command=("${launcher[@]}" "$DATA" --user-dir "$(fairseq-plugins-dir)" "${MODEL[@]}" --share-all-embeddings
         --optimizer adam --adam-betas "(0.9, 0.98)" --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP"
         --warmup-init-lr 1e-07 --dropout "$DROPOUT" --criterion label_smoothed_cross_entropy --label-smoothing 0.1
@@ -153,8 +157,8 @@ train_seq2seq() {
     grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
 }
 
-# averaged_checkpoints EXPERIMENT (evaluate.sh): SAVE_DIR, OUT, LENGTH_CAP and AVERAGED, the average
-# of the last CHECKPOINTS (default 10) checkpoints of train.sh EXPERIMENT.
+# averaged_checkpoints RUN (evaluate.sh): SAVE_DIR, OUT, LENGTH_CAP and AVERAGED, the average
+# of the last CHECKPOINTS (default 10) checkpoints of run RUN ($(seeded_run EXPERIMENT) of train.sh).
 averaged_checkpoints() {
     SAVE_DIR=$WORK_DIR/checkpoints/$1 OUT=$WORK_DIR/results
     [[ -d "$SAVE_DIR" ]] || die "no checkpoints in $SAVE_DIR; run train.sh $1 first"

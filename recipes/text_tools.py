@@ -4,8 +4,9 @@
     python text_tools.py clean SRC TGT OUT_SRC OUT_TGT [--max-words 250] [--max-ratio 1.5]
     python text_tools.py spm-train MODEL_PREFIX VOCAB_SIZE FILE [FILE ...]
     python text_tools.py spm-encode MODEL IN OUT
+    python text_tools.py chars IN OUT
 
-Used by recipes/wmt14_en_de and recipes/duc2004.
+Used by recipes/wmt14_en_de, recipes/duc2004 and (chars) recipes/lm_spike.
 """
 
 import argparse
@@ -64,6 +65,15 @@ def spm_encode(model, inp, out):
             w.write(" ".join(processor.encode(line.strip(), out_type=str)) + "\n")
 
 
+def characters(inp, out):
+    """One token per character, spaces written as "_" (the PTB character-level convention)."""
+    with open(inp, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as w:
+        for line in f:
+            line = " ".join(line.split())
+            if line:
+                w.write(" ".join("_" if char == " " else char for char in line) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +92,9 @@ def main():
     encoder = commands.add_parser("spm-encode")
     for name in ("model", "inp", "out"):
         encoder.add_argument(name)
+    to_chars = commands.add_parser("chars")
+    to_chars.add_argument("inp")
+    to_chars.add_argument("out")
     args = parser.parse_args()
     if args.command == "sgm":
         sgm_to_text(args.sgm, args.out)
@@ -89,8 +102,10 @@ def main():
         clean(args.src, args.tgt, args.out_src, args.out_tgt, args.max_words, args.max_ratio)
     elif args.command == "spm-train":
         spm_train(args.model_prefix, args.vocab_size, args.files)
-    else:
+    elif args.command == "spm-encode":
         spm_encode(args.model, args.inp, args.out)
+    else:
+        characters(args.inp, args.out)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,24 @@ def test_extrapolation_probe_rejects_unknown_models(tmp_path):
     one_line_error(result, "--models must list distinct names among ape,relative,shape")
 
 
+@pytest.mark.parametrize("shifts", ["10,x", "10,10", "-5"])
+def test_extrapolation_probe_rejects_bad_shape_shifts(tmp_path, shifts):
+    result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path, "--shape-max-shift", shifts, check=False)
+    one_line_error(result, f"--shape-max-shift must be distinct integers >= 0, comma-separated (got '{shifts}')")
+
+
+@pytest.mark.slow  # trains two SHAPE models (1 min on 2 cores)
+def test_extrapolation_probe_sweeps_shape_shifts(tmp_path):
+    result = run_cli("fairseq-plugins-extrapolation", "--work-dir", tmp_path / "work", "--train-size", 600,
+                     "--test-size", 20, "--max-update", 3, "--max-train-length", 12, "--models", "shape",
+                     "--shape-max-shift", "0,7", "--json")
+    report = json.loads(result.stdout)
+    assert set(report["bleu"]) == {"shape-k0", "shape-k0-offset0", "shape-k7", "shape-k7-offset0"}
+    for k in (0, 7):  # each model trained with its own K, each decoded with offset K and offset 0
+        assert f"shape_max_shift={k}," in (tmp_path / "work" / f"train-shape-k{k}.log").read_text()
+        assert "'shape_eval_offset': 'zero'" in (tmp_path / "work" / f"generate-shape-k{k}-offset0.txt").read_text()
+
+
 def test_params_counts_alone_against_standard():
     flags = ["--share-all-embeddings", "--vocab-size", 2000, "--json", *TINY_MODEL]
     standard = json.loads(run_cli("fairseq-plugins-params", "--arch", "transformer", *flags).stdout)

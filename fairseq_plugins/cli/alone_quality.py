@@ -22,7 +22,7 @@ import statistics
 
 from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.cli.params import count_parameters
-from fairseq_plugins.cli.quickstart import SMALL_MODEL, generate_and_score, preprocess, read_lines, train
+from fairseq_plugins.cli.quickstart import SMALL_MODEL, final_valid_nll, generate_and_score, preprocess, read_lines, train
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SRC, TGT = "en", "xx"
@@ -77,7 +77,7 @@ def main(argv=None):
         vocab_size = 4 + sum(1 for _ in f)  # fairseq's 4 special symbols precede the file's words
     results = {}
     for variant in args.variants:
-        scores = {}
+        scores, valid_nll = {}, {}
         for seed in args.seeds:
             name = f"{variant}-seed{seed}"
             save_dir = os.path.join(work, f"checkpoints-{name}")
@@ -86,12 +86,14 @@ def main(argv=None):
             score, _ = generate_and_score(data, os.path.join(save_dir, "checkpoint_last.pt"), references, work,
                                           name=f"generate-{name}")
             scores[seed] = round(score.score, 2)
+            valid_nll[seed] = final_valid_nll(os.path.join(work, f"train-{name}.log"))
         values = list(scores.values())
         results[variant] = {
             "embedding_parameters": embedding_parameters(variant, vocab_size),
             "bleu_mean": round(statistics.mean(values), 2),
             "bleu_std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
             "bleu_by_seed": scores,
+            "valid_nll_by_seed": valid_nll,  # bits per target token at the last validation: converged?
         }
     report = {"max_update": args.max_update, "train_size": args.train_size, "vocab_size": vocab_size,
               "test_pairs": len(references), "seeds": args.seeds, "variants": results}

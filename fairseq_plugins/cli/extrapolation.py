@@ -13,6 +13,11 @@ validation pairs)::
 
     fairseq-plugins-extrapolation --work-dir extrapolation --max-train-length 15 --json --plot bleu.png
 
+``--shape-max-shift`` takes one K or several (the authors sweep K = 10..40): with several,
+SHAPE is trained once per K and its rows are named ``shape-k<K>`` (``shape-k<K>-offset0``)::
+
+    fairseq-plugins-extrapolation --models shape --shape-max-shift 10,20,30,40 --max-update 2000 --json
+
 Length buckets are 5 tokens wide above L, the last one open: at L = 15 with 500 test
 pairs the toy corpus puts about 220, 135, 75 and 70 of them in 16-20, 21-25, 26-30
 and >30. Empty buckets are left out.
@@ -23,9 +28,8 @@ import json
 import logging
 import math
 import os
-import re
 
-from fairseq_plugins.cli.quickstart import corpus_bleu, generate, preprocess, read_lines, train
+from fairseq_plugins.cli.quickstart import corpus_bleu, final_valid_nll, generate, preprocess, read_lines, train
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.synthetic_translation import write_corpus
@@ -55,13 +59,20 @@ def length_split(raw_all, raw, max_train_length, test_size):
     return counts
 
 
-def model_flags(name, args):
-    """fairseq-train's position flags of each model of ``--models``."""
-    return {
-        "ape": ["--positions", "sinusoidal"],
-        "relative": ["--positions", "relative", "--relative-max-distance", str(args.relative_max_distance)],
-        "shape": ["--positions", "shape", "--shape-max-shift", str(args.shape_max_shift)],
-    }[name]
+def trained_models(args):
+    """``(name, fairseq-train position flags)`` of each model to train: one per ``--models`` entry, SHAPE
+    once per K of ``--shape-max-shift`` (named ``shape-k<K>`` when there are several)."""
+    models = []
+    for model in args.models:
+        if model == "ape":
+            models.append(("ape", ["--positions", "sinusoidal"]))
+        elif model == "relative":
+            models.append(("relative", ["--positions", "relative", "--relative-max-distance", str(args.relative_max_distance)]))
+        else:
+            several = len(args.shape_max_shift) > 1
+            models += [(f"shape-k{k}" if several else "shape", ["--positions", "shape", "--shape-max-shift", str(k)])
+                       for k in args.shape_max_shift]
+    return models
 
 
 def decodings(name):
@@ -69,8 +80,8 @@ def decodings(name):
     authors' evaluation offset k = K (its ``--shape-eval-offset max``) and with k = 0 (``shape-offset0``),
     whose positions 1..n a model trained with shifts 0..K-1 has seen for n up to L + K - 1."""
     rows = [(name, [])]
-    if name == "shape":
-        rows.append(("shape-offset0", ["--model-overrides", str({"shape_eval_offset": "zero"})]))
+    if name.startswith("shape"):
+        rows.append((f"{name}-offset0", ["--model-overrides", str({"shape_eval_offset": "zero"})]))
     return rows
 
 
@@ -93,15 +104,6 @@ def bucket_members(sources, max_train_length):
     return members
 
 
-def final_valid_nll(train_log):
-    """The ``nll_loss`` of fairseq-train's last validation (base 2, per target token)."""
-    with open(train_log, encoding="utf-8") as f:
-        losses = re.findall(r"valid on 'valid' subset \| loss [^|]+\| nll_loss ([0-9.]+)", f.read())
-    if not losses:
-        raise RuntimeError(f"{train_log}: fairseq-train logged no validation")
-    return float(losses[-1])
-
-
 def parse_args(argv=None):
     # No usage text in errors: each is the one line `prog: error: msg`.
     parser = argparse.ArgumentParser(prog="fairseq-plugins-extrapolation", description=__doc__.split("\n\n")[0],
@@ -110,7 +112,8 @@ def parse_args(argv=None):
     parser.add_argument("--max-train-length", type=int, default=15, help="L: longest training source")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated models to train, among {','.join(MODELS)} (APE: sinusoidal positions)")
-    parser.add_argument("--shape-max-shift", type=int, default=40, help="SHAPE's K")
+    parser.add_argument("--shape-max-shift", default="40",
+                        help="SHAPE's K, or several comma-separated (one SHAPE model each, rows shape-k<K>)")
     parser.add_argument("--relative-max-distance", type=int, default=16, help="RPE's k (Shaw et al.: 16)")
     parser.add_argument("--max-update", type=int, default=600)
     parser.add_argument("--train-size", type=int, default=30000, help="toy pairs generated before the length filter")
@@ -127,6 +130,13 @@ def parse_args(argv=None):
     if not set(models) <= set(MODELS) or len(set(models)) != len(models):
         parser.error(f"--models must list distinct names among {','.join(MODELS)}, comma-separated (got {args.models!r})")
     args.models = models
+    shifts = args.shape_max_shift
+    try:
+        args.shape_max_shift = [int(k) for k in shifts.split(",")]
+    except ValueError:
+        args.shape_max_shift = []
+    if not args.shape_max_shift or min(args.shape_max_shift) < 0 or len(set(args.shape_max_shift)) != len(args.shape_max_shift):
+        parser.error(f"--shape-max-shift must be distinct integers >= 0, comma-separated (got {shifts!r})")
     if args.relative_max_distance < 1:
         parser.error(f"--relative-max-distance must be >= 1 (got {args.relative_max_distance})")
     check_plot_argument(parser, args.plot)
@@ -165,9 +175,9 @@ def main(argv=None):
     references = read_lines(os.path.join(raw, f"test.{TGT}"))
     buckets = bucket_members(read_lines(os.path.join(raw, f"test.{SRC}")), args.max_train_length)
     bleu, bleu_by_length, valid_nll, signature = {}, {}, {}, None
-    for name in args.models:
+    for name, position_flags in trained_models(args):
         checkpoints = os.path.join(work, f"checkpoints-{name}")
-        train(data, checkpoints, ["--arch", "composable_transformer", *model_flags(name, args)], args.max_update,
+        train(data, checkpoints, ["--arch", "composable_transformer", *position_flags], args.max_update,
               args.seed, work, name=f"train-{name}")
         for decoded, flags in decodings(name):
             valid_nll[decoded] = final_valid_nll(os.path.join(work, f"train-{name}.log"))

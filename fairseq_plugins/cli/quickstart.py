@@ -14,6 +14,7 @@ About 3 minutes on 2 CPU cores with the defaults.
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -135,6 +136,15 @@ def train(data, save_dir, model_flags, max_update, seed, log_dir, name="train"):
         "--save-dir", save_dir, "--no-epoch-checkpoints", "--seed", str(seed),
         "--log-format", "simple", "--log-interval", "100",
     ], os.path.join(log_dir, f"{name}.log"))
+
+
+def final_valid_nll(train_log):
+    """The ``nll_loss`` of fairseq-train's last validation (base 2, per target token)."""
+    with open(train_log, encoding="utf-8") as f:
+        losses = re.findall(r"valid on 'valid' subset \| loss [^|]+\| nll_loss ([0-9.]+)", f.read())
+    if not losses:
+        raise RuntimeError(f"{train_log}: fairseq-train logged no validation")
+    return float(losses[-1])
 
 
 def generate(data, checkpoint, count, log_dir, name="generate", flags=()):

