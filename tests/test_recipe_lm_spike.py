@@ -83,18 +83,40 @@ def test_sweep_runs_the_grid_cheapest_first_and_reports_every_run(raw_text, tmp_
         assert f"'decoder_embed_dim': {run['width']}," in log and f"'warmup_updates': {run['warmup']}," in log
         assert f"'embed_treatment': '{run['treatment']}'" in log
         assert run["updates"] == 20 and log.count("| train_inner |") == 20
-        assert run["spikes"] == log.count("loss spike at update") and run["diverged"] is False
+        assert run["spikes"] == log.count("loss spike at update") == len(run["spike_updates"]) and not run["diverged"]
+        assert run["largest_loss_ratio"] > 0 and run["gnorm_max_over_median_after_warmup"] >= 1
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").rglob("*.pt"))
     assert report["found"] is None and "no setting of the grid" in result.stdout
     assert (tmp_path / "sweep" / "curves.png").stat().st_size > 10_000
+    # a rerun of the same budget reuses the finished runs' logs; another budget trains again
+    logs = sorted((tmp_path / "sweep" / "logs").glob("*.log"))
+    stamps = [log.stat().st_mtime_ns for log in logs]
+    sweep(tmp_path, "--models", "1x64,1x32", "--lrs", "1e-3", "--warmups", "2,5", "--max-update", 20, "--max-tokens", 256, "--all")
+    assert [log.stat().st_mtime_ns for log in logs] == stamps
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"] == report["runs"]
+    sweep(tmp_path, "--models", "1x32", "--lrs", "1e-3", "--warmups", "2", "--max-update", 21, "--max-tokens", 256)
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["runs"][0]["updates"] == 21
+
+
+def test_sweep_loss_ratio_is_the_monitors_test():
+    largest_loss_ratio = sweep_module().largest_loss_ratio
+    losses = [4.0] * 30 + [6.0] + [4.0] * 5
+    assert largest_loss_ratio(losses) == 1.5
+    assert largest_loss_ratio([9.0] * 5 + [4.0] * 30) == 1.0  # the first 10 losses are history only
+    assert largest_loss_ratio([4.0] * 200 + [4.4]) == pytest.approx(1.1)
+
+
+def sweep_module():
+    sys.path.insert(0, os.path.join(REPO, "recipes", "lm_spike"))
+    try:
+        import sweep as module
+    finally:
+        sys.path.pop(0)
+    return module
 
 
 def test_sweep_stops_at_the_first_setting_where_only_vanilla_spikes():
-    sys.path.insert(0, os.path.join(REPO, "recipes", "lm_spike"))
-    try:
-        from sweep import qualifies
-    finally:
-        sys.path.pop(0)
+    qualifies = sweep_module().qualifies
     calm, spiky, diverged = ({"spikes": 0, "diverged": False}, {"spikes": 2, "diverged": False},
                              {"spikes": 0, "diverged": True})
     assert qualifies({"vanilla": spiky, "scaled": calm, "layernorm": calm})

@@ -50,8 +50,9 @@ def test_compare_trains_every_seed_and_tabulates(tmp_path):
         weights = [read_checkpoint_state(runs[seed]["checkpoint"])["model"] for seed in (1, 2)]
         assert any(not torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
     standard, alone = (table["experiments"][name]["parameters"] for name in ("standard", "alone-binary"))
-    # ALONE's 2 d D_inter + d at the small mode's d = 128, D_inter = 256 (the README's formula)
-    assert alone["embedding"] == 2 * 128 * 256 + 128 and alone["embedding"] < standard["embedding"]
+    # V x d against ALONE's 2 d D_inter + d at the small mode's d = 128, D_inter = 256 (the README's formula)
+    vocab_size = 4 + len((tmp_path / "data-bin" / "dict.en.txt").read_text().splitlines())  # + fairseq's specials
+    assert standard["embedding"] == vocab_size * 128 and alone["embedding"] == 2 * 128 * 256 + 128
     assert alone["rest"] == standard["rest"]
     assert "alone-binary" in result.stdout and "BLEU mean" in result.stdout
     again = run_recipe("wmt14_en_de/compare.sh", env, args=["standard"])

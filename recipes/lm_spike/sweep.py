@@ -16,15 +16,19 @@ hundred updates for a spike to stand out:
     SPIKE_FACTOR=1.2 WORK_DIR=/tmp/lm-chars python recipes/lm_spike/sweep.py --models 2x128,2x256,4x256 \
         --warmups 100,10 --lrs 1e-2,3e-2,1e-1 --max-update 600 --max-tokens 1024
 
-Prints one row per run and writes $WORK_DIR/sweep/sweep.json (every run's summary, the grid,
+A rerun reuses every finished run of the same budget (its log). Prints one row per run (with how close
+the loss came to a spike, and the largest gradient norm over its median after warmup) and writes
+$WORK_DIR/sweep/sweep.json (every run's summary, the grid,
 the setting found) and sweep/curves.png (loss and gradient norm of the three runs of the setting
 found, or of the last setting run when none qualifies).
 """
 
 import argparse
 import json
+import logging
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -84,22 +88,50 @@ def setting_name(setting):
     return f"{setting['layers']}x{setting['width']}-w{setting['warmup']}-lr{setting['lr']:g}"
 
 
+def finished(log_path, args):
+    """Whether ``log_path`` is a finished (or diverged) run of this budget, which a rerun reuses."""
+    if not os.path.exists(log_path):
+        return False
+    with open(log_path, errors="replace") as log:
+        text = log.read()
+    done = "done training" in text or os.path.exists(log_path[:-len(".log")] + ".diverged")
+    budget = f"'max_update': {args.max_update}," in text and f"'max_tokens': {args.max_tokens}," in text
+    spike_factor = f"'spike_factor': {float(os.environ.get('SPIKE_FACTOR', 1.5))}" in text
+    return done and budget and spike_factor
+
+
+def largest_loss_ratio(losses, window=100, min_history=10):
+    """max over updates of loss / median of the previous ``window`` losses: how close a run came to
+    the monitor's spike threshold (the monitor's own test, applied to every update)."""
+    ratios = [loss / statistics.median(losses[max(0, i - window):i]) for i, loss in enumerate(losses)
+              if i >= min_history]
+    return max(ratios, default=None)
+
+
 def train(work_dir, log_dir, treatment, setting, args):
-    """One train.sh run; ``(summary with "diverged", curves)`` from its log."""
+    """One train.sh run (reused when its log is a finished run of the same budget); ``(summary with
+    "diverged", the largest loss ratio and the gradient-norm ratio after warmup, curves)``."""
     name = f"{treatment}-{setting_name(setting)}"
+    log_path = os.path.join(log_dir, f"{name}.log")
     env = dict(os.environ, WORK_DIR=work_dir, LOG_DIR=log_dir, RUN_NAME=name, MAX_UPDATE=str(args.max_update),
                MAX_TOKENS=str(args.max_tokens), WARMUP=str(setting["warmup"]))
     width = setting["width"]
-    subprocess.run(["bash", os.path.join(HERE, "train.sh"), treatment, f"{setting['lr']:g}",
-                    "--decoder-layers", str(setting["layers"]), "--decoder-embed-dim", str(width),
-                    "--decoder-ffn-embed-dim", str(4 * width), "--decoder-attention-heads", str(width // 32),
-                    "--log-interval", "1", "--no-save", "--disable-validation"], env=env, check=True, stdout=subprocess.DEVNULL)
-    with open(os.path.join(log_dir, f"{name}.log"), errors="replace") as log:
+    if not finished(log_path, args):
+        subprocess.run(["bash", os.path.join(HERE, "train.sh"), treatment, f"{setting['lr']:g}",
+                        "--decoder-layers", str(setting["layers"]), "--decoder-embed-dim", str(width),
+                        "--decoder-ffn-embed-dim", str(4 * width), "--decoder-attention-heads", str(width // 32),
+                        "--log-interval", "1", "--no-save", "--disable-validation"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+    with open(log_path, errors="replace") as log:
         text = log.read()
     curves = parse_log(text.splitlines())
     row = summary(curves)
     row["spike_factor"] = float(re.search(r"'spike_factor': ([0-9.]+)", text).group(1))  # the monitor's, as logged
-    row["diverged"] = os.path.exists(os.path.join(log_dir, f"{name}.diverged"))
+    row["diverged"] = os.path.exists(log_path[:-len(".log")] + ".diverged")
+    row["spike_updates"] = curves["spike_updates"]
+    row["largest_loss_ratio"] = largest_loss_ratio(curves["loss"])
+    after_warmup = [g for update, g in zip(curves["updates"], curves["gnorm"]) if update > setting["warmup"] and g == g]
+    row["gnorm_max_over_median_after_warmup"] = max(after_warmup) / statistics.median(after_warmup) if after_warmup else None
     return row, curves
 
 
@@ -113,6 +145,7 @@ def qualifies(rows):
 
 
 def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, force=True)  # no matplotlib debug lines
     args = parse_args(argv)
     work_dir = os.path.abspath(os.environ.get("WORK_DIR", "lm_spike"))
     out = os.path.join(work_dir, "sweep")
@@ -127,17 +160,19 @@ def main(argv=None):
         with open(os.path.join(out, "sweep.json"), "w") as f:
             json.dump(result, f, indent=1)
 
-    print(f"{'setting':<22} {'treatment':<10} {'spikes':>6} {'diverged':>8} {'best loss':>9} {'last loss':>9} {'max gnorm':>9}",
-          flush=True)
+    print(f"{'setting':<22} {'treatment':<10} {'spikes':>6} {'diverged':>8} {'best loss':>9} {'last loss':>9} "
+          f"{'max loss/median':>15} {'max gnorm':>9} {'gnorm max/median':>16}", flush=True)
     for setting in settings(args):
         rows, curves = {}, {}
         for treatment in TREATMENTS:
             rows[treatment], curves[treatment] = train(work_dir, log_dir, treatment, setting, args)
             row = rows[treatment]
             runs.append({**setting, "treatment": treatment, **row})
+            numbers = [row[key] if row[key] is not None else float("nan") for key in
+                       ("best_loss", "last_loss", "largest_loss_ratio", "max_gnorm", "gnorm_max_over_median_after_warmup")]
             print(f"{setting_name(setting):<22} {treatment:<10} {row['spikes']:>6} {str(row['diverged']):>8} "
-                  f"{row['best_loss'] or float('nan'):>9.3f} {row['last_loss'] or float('nan'):>9.3f} "
-                  f"{row['max_gnorm'] or float('nan'):>9.3f}", flush=True)
+                  f"{numbers[0]:>9.3f} {numbers[1]:>9.3f} {numbers[2]:>15.3f} {numbers[3]:>9.3f} {numbers[4]:>16.1f}",
+                  flush=True)
         last_curves = (setting, curves)
         if found is None and qualifies(rows):
             found = setting
