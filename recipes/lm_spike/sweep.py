@@ -102,7 +102,8 @@ def finished(log_path, args):
 
 def largest_loss_ratio(losses, window=100, min_history=10):
     """max over updates of loss / median of the previous ``window`` losses: how close a run came to
-    the monitor's spike threshold (the monitor's own test, applied to every update)."""
+    the monitor's spike threshold (its test, except that earlier spikes stay in the history here,
+    where the monitor leaves them out)."""
     ratios = [loss / statistics.median(losses[max(0, i - window):i]) for i, loss in enumerate(losses)
               if i >= min_history]
     return max(ratios, default=None)

@@ -14,7 +14,9 @@ for seed in $SEEDS; do [[ $seed =~ ^[0-9]+$ ]] || die "SEEDS must be integers se
 prepared_work_dir wmt14_en_de
 for experiment in "$@"; do
     for seed in $SEEDS; do
-        if [[ -s "$WORK_DIR/results/$experiment-seed$seed.json" ]]; then say "skip $experiment seed $seed (results exist)"; continue; fi
+        if [[ -s "$WORK_DIR/results/$(SEED=$seed seeded_run "$experiment").json" ]]; then
+            say "skip $experiment seed $seed (results exist)"; continue
+        fi
         SEED=$seed bash "$HERE/train.sh" "$experiment"
         SEED=$seed bash "$HERE/evaluate.sh" "$experiment"
     done
