@@ -52,7 +52,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import find_cycle
 from fairseq_plugins.options import check_choices, choice_field
-from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences
+from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences, on_device
 
 logger = logging.getLogger(__name__)
 
@@ -242,13 +242,14 @@ class DependencyParsingTask(FairseqTask):
     def encode_instances(self, model, indices):
         """Gold edges of the training sentences ``indices``, encoded in eval mode (constants)."""
         dataset = self.training_items()
+        device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         parts = []
         with torch.no_grad():
             for start in range(0, len(indices), ENCODE_BATCH):
                 batch = dataset.collater([dataset[int(i)] for i in indices[start:start + ENCODE_BATCH]])
-                parts.append(model.gold_edges(batch))
+                parts.append(model.gold_edges(on_device(batch, device)))
         model.train(was_training)
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 

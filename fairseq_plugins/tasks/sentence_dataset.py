@@ -2,7 +2,14 @@
 
 import numpy as np
 
+from fairseq import utils
 from fairseq.data import FairseqDataset
+
+
+def on_device(batch, device):
+    """``batch`` with every tensor moved to ``device``: a batch a task collates for itself (instance
+    sentences, the training memory) goes where fairseq's trainer puts its own batches and the model."""
+    return utils.apply_to_sample(lambda tensor: tensor.to(device), batch)
 
 
 class LengthOrderedSentences(FairseqDataset):

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 from omegaconf import II
 
-from fairseq import utils
 from fairseq.data import Dictionary, data_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
@@ -50,7 +49,7 @@ from fairseq_plugins.modules.spans import (
     OUTSIDE, SCHEMES, decode, detect_scheme, label_grid, spans_to_iob2, tags_to_spans,
 )
 from fairseq_plugins.options import check_choices, choice_field
-from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences
+from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences, on_device
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +230,7 @@ class SpanNerTask(FairseqTask):
         rng = np.random.default_rng([self.cfg.seed, update_num])
         chosen = rng.choice(candidates, size=min(self.cfg.instance_sentences, len(candidates)), replace=False)
         batch = train.collater([train[int(i)] for i in np.sort(chosen)])
-        return utils.apply_to_sample(lambda tensor: tensor.to(device), batch)
+        return on_device(batch, device)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if model.needs_instances:
@@ -241,8 +240,7 @@ class SpanNerTask(FairseqTask):
     def fill_memory(self, model):
         """Every span of the training split, encoded by ``model`` as it is now, into its memory."""
         device = next(model.parameters()).device
-        batches = (utils.apply_to_sample(lambda tensor: tensor.to(device), batch)
-                   for batch in batches_in_index_order(self.train_dataset(), MEMORY_BATCH))
+        batches = (on_device(batch, device) for batch in batches_in_index_order(self.train_dataset(), MEMORY_BATCH))
         model.fill_memory(batches)
         logger.info("instance memory: %d training spans", len(model.memory))
 
@@ -266,7 +264,7 @@ class SpanNerTask(FairseqTask):
         self.ready(model)
         device = next(model.parameters()).device
         for batch in batches_in_index_order(dataset, batch_size):
-            batch = utils.apply_to_sample(lambda tensor: tensor.to(device), batch)
+            batch = on_device(batch, device)
             log_probs, _ = model(**batch["net_input"])
             yield batch, log_probs, decode(log_probs, batch["net_input"]["src_lengths"])
 
