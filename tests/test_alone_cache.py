@@ -1,8 +1,11 @@
 """ALONE's V x d matrix E (modules/alone.py): kept in evaluation and never stale; chunked in training."""
 
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import TINY_MODEL
@@ -98,16 +101,64 @@ def test_tied_projection_is_one_matrix_product():
     torch.testing.assert_close(logits, expected)
 
 
-@pytest.mark.parametrize("optimizer", [torch.optim.SGD, torch.optim.Adam])
+OPTIMIZERS = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.1),
+    "adam": lambda params: torch.optim.Adam(params, lr=0.1),
+    # Fused steps write the parameters without bumping their versions.
+    "adam_fused": lambda params: torch.optim.Adam(params, lr=0.1, fused=True),
+    "adamw_fused": lambda params: torch.optim.AdamW(params, lr=0.1, fused=True),
+}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_optimizer_step_refreshes(optimizer):
     embedding = small().eval()
     before = kept(embedding)
-    step = optimizer(embedding.parameters(), lr=0.1)
+    step = OPTIMIZERS[optimizer](embedding.parameters())
     embedding(WORDS).sum().backward()  # autograd on: recomputed, even in eval mode
     step.step()
     after = kept(embedding)
     assert not torch.equal(after, before)
     assert torch.equal(after, recomputed(embedding))
+
+
+def write_through_vector(embedding):
+    """vector_to_parameters makes the parameters views of the vector: writes to it reach them unseen."""
+    vector = nn.utils.parameters_to_vector(embedding.parameters())
+    nn.utils.vector_to_parameters(vector, embedding.parameters())
+    kept(embedding)
+    vector.mul_(2.0)
+
+
+# Writes by hand that bump no version of the parameter or buffer they change.
+UNVERSIONED_WRITES = {
+    "data": lambda embedding: embedding.o.data.mul_(2.0),
+    "data_copy": lambda embedding: embedding.ffn[1].weight.data.copy_(embedding.ffn[1].weight.data.flip(0)),
+    "vector_to_parameters": write_through_vector,
+    "numpy_parameter": lambda embedding: embedding.ffn[0].weight.detach().numpy().__imul__(2.0),
+    "numpy_codebooks": lambda embedding: embedding.codebooks.numpy().__setitem__(0, 1.0),
+    "numpy_code_indices": lambda embedding: embedding.code_indices.numpy().__setitem__(slice(None), 0),
+}
+
+
+@pytest.mark.parametrize("write", UNVERSIONED_WRITES)
+def test_writes_that_bump_no_version_refresh(write):
+    """E is kept while every parameter and buffer equals its copy: a check of values, not versions."""
+    embedding = small().eval()
+    before = kept(embedding)
+    UNVERSIONED_WRITES[write](embedding)
+    after = kept(embedding)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, recomputed(embedding))
+
+
+def test_padding_idx_change_refreshes():
+    embedding = small().eval()
+    kept(embedding)
+    embedding.padding_idx = 0
+    matrix = kept(embedding)
+    assert torch.equal(matrix[0], torch.zeros(16)) and matrix[PAD].abs().sum() > 0
+    assert torch.equal(matrix, recomputed(embedding))
 
 
 def test_load_state_dict_refreshes():
@@ -117,13 +168,46 @@ def test_load_state_dict_refreshes():
     assert torch.equal(kept(embedding), recomputed(other))
 
 
-def test_cast_refreshes():
+def test_eval_at_every_batch_computes_e_once():
+    """fairseq's valid_step calls eval() before every batch: E is computed for the first only."""
     embedding = small().eval()
-    kept(embedding)
-    embedding.to(torch.float64)
+    counted = rows_through_ffn(embedding)
+    for _ in range(3):
+        embedding.eval()
+        with torch.no_grad():
+            TiedAloneProjection(embedding)(embedding(WORDS))
+    assert sum(counted) == 50
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_cast_refreshes_and_frees_the_old_tensors(dtype):
+    embedding = small().eval()
+    old = weakref.ref(kept(embedding))
+    embedding.to(dtype)
+    assert old() is None  # freed by the cast, not at the next call
     matrix = kept(embedding)
-    assert matrix.dtype == torch.float64
+    assert matrix.dtype == dtype
     assert torch.equal(matrix, recomputed(embedding))
+
+
+def test_train_frees_e():
+    embedding = small().eval()
+    old = weakref.ref(kept(embedding))
+    embedding.train()
+    assert old() is None
+
+
+def test_built_and_loaded_under_inference_mode():
+    """Inference tensors have no version counter; a model built there (as from a checkpoint) still decodes."""
+    trained = small(seed=4).eval()
+    with torch.inference_mode():
+        embedding = small().eval()
+        embedding.load_state_dict(trained.state_dict())
+        looked_up, matrix = embedding(WORDS), embedding.embedding_matrix()
+    with torch.no_grad():
+        assert torch.equal(looked_up, trained(WORDS))
+        assert torch.equal(matrix, trained.embedding_matrix())
+        assert torch.equal(embedding(WORDS), looked_up)
 
 
 def test_kept_matrix_ignores_autocast():
@@ -136,19 +220,6 @@ def test_kept_matrix_ignores_autocast():
     assert matrix.dtype == torch.float32 and logits.dtype == torch.bfloat16  # autocast still runs the product
     assert torch.equal(matrix, recomputed(embedding))
     assert kept(embedding) is matrix
-
-
-def test_mode_switch_drops_e_written_through_data():
-    """fairseq's optimizers write through ``.data``, which bumps no version: in training mode, and
-    switching mode drops E."""
-    embedding = small().eval()
-    before = kept(embedding)
-    embedding.train()
-    embedding.o.data.mul_(2.0)
-    embedding.eval()
-    after = kept(embedding)
-    assert not torch.equal(after, before)
-    assert torch.equal(after, recomputed(embedding))
 
 
 def test_training_never_uses_the_kept_matrix():

@@ -60,13 +60,18 @@ Cost of the ``V x d`` matrix ``E = [e_w]`` (the tied output projection's weight)
   ``chunk_size=None``, or a vocabulary of at most ``chunk_size`` words, computes ``E``
   in one piece and keeps its activations.
 - Evaluation (eval mode, autograd off: fairseq-generate, -interactive, -validate,
-  -eval-lm, validation during training): computed once, kept outside the state dict,
-  and reused until a parameter or buffer changes; ``forward`` then looks words up in
-  it, as ``nn.Embedding`` does. A change is seen as a new version of a tensor
-  (in-place updates: optimizer steps, ``load_state_dict``) or a tensor that is no
-  longer the one ``E`` was computed from (moves, casts, replaced parameters).
-  Writes through ``.data`` bump no version: fairseq's optimizers write so, but only
-  in training mode, and switching mode (``train()``/``eval()``) drops ``E``.
+  -eval-lm, validation during training): computed once, kept outside the state dict
+  beside a copy of every parameter and buffer, and reused while each of them still
+  equals its copy; ``forward`` then looks words up in it, as ``nn.Embedding`` does.
+  Comparing values, not versions or addresses, sees every write: optimizer steps
+  (fused ones bump no version), ``load_state_dict``, writes through ``.data`` or a
+  ``.numpy()`` view, parameters that are views of a vector written since. The copy
+  holds the parameters (``o`` and the FFN: ``2 x D_inter x d``, not ``V x d``) and the
+  filter buffers; comparing costs one pass over them, hundreds of times less than
+  recomputing ``E`` (``V x D_inter x d``). ``train()`` frees ``E``, which training
+  does not use; ``eval()`` keeps it, so validation computes it once however often
+  it is called; moves and casts (``.to()``, ``.half()``) free it with the tensors
+  it was computed from.
 """
 
 import math
@@ -84,13 +89,15 @@ CHUNK_SIZE = 4096
 
 
 class KeptMatrix(NamedTuple):
-    """``E`` computed without autograd, and what it was computed from."""
+    """``E`` computed without autograd, and what it was computed from, as it was then."""
 
-    # Detached views of the parameters and buffers: holding them keeps their memory
-    # allocated, so a new tensor cannot take the same address and pass for one of them.
-    sources: list
-    versions: list  # their version counters then, bumped by every in-place write since
+    settings: tuple  # the attributes E depends on
+    copies: list  # copies of the parameters and buffers
     matrix: torch.Tensor
+
+
+def _unchanged(tensor, copy):
+    return tensor.dtype == copy.dtype and tensor.device == copy.device and torch.equal(tensor, copy)
 
 
 def _check(ok, message):
@@ -219,19 +226,31 @@ class AloneEmbedding(nn.Module):
         if not self._reuses_matrix():
             return self._compute_matrix()
         sources = [*self.parameters(), *self.buffers()]
-        versions = [t._version for t in sources]
-        kept = self._kept_matrix
-        if kept is None or kept.versions != versions or not all(map(torch.Tensor.is_set_to, sources, kept.sources)):
+        if not self._kept_matrix_is_current(sources):
+            self._kept_matrix = None  # free the old E before computing the new one
             # In the parameters' dtype, as nn.Embedding's weight is, whatever autocast is on now.
             with torch.autocast(self.o.device.type, enabled=False):
-                kept = self._kept_matrix = KeptMatrix([t.detach() for t in sources], versions, self._compute_matrix())
-        return kept.matrix
+                self._kept_matrix = KeptMatrix(self._matrix_settings(), [t.clone() for t in sources],
+                                               self._compute_matrix())
+        return self._kept_matrix.matrix
+
+    def _kept_matrix_is_current(self, sources):
+        kept = self._kept_matrix
+        return (kept is not None and kept.settings == self._matrix_settings() and len(kept.copies) == len(sources)
+                and all(map(_unchanged, sources, kept.copies)))
+
+    def _matrix_settings(self):
+        return self.num_embeddings, self.padding_idx, self.filter_kind, self.num_codebooks
 
     def train(self, mode=True):
-        # Training recomputes E at every call: free the kept one; writes through .data in
-        # between (fairseq's optimizers) would not show in the tensors' versions.
-        self._kept_matrix = None
+        if mode:
+            self._kept_matrix = None  # training recomputes E at every call
         return super().train(mode)
+
+    def _apply(self, fn, recurse=True):
+        # Moves and casts make new tensors: free E and the copies on the old device or dtype.
+        self._kept_matrix = None
+        return super()._apply(fn, recurse)
 
     def _reuses_matrix(self):
         return not self.training and not torch.is_grad_enabled()
