@@ -103,14 +103,19 @@ class SecondDeviceFunctions(TorchFunctionMode):
 
 
 class second_device:
-    """``with second_device():`` every operation inside follows the second device's rules."""
+    """``with second_device():`` every operation inside follows the second device's rules;
+    ``torch.autocast`` on it is the CPU's (autocast knows no meta device)."""
 
     def __enter__(self):
         self.modes = [SecondDeviceFunctions(), SecondDeviceOps()]
         for mode in self.modes:
             mode.__enter__()
+        self.autocast = torch.autocast
+        torch.autocast = lambda device_type, *args, **kwargs: self.autocast(
+            "cpu" if device_type == DEVICE.type else device_type, *args, **kwargs)
 
     def __exit__(self, *exc):
+        torch.autocast = self.autocast
         for mode in reversed(self.modes):
             mode.__exit__(*exc)
 
@@ -219,3 +224,110 @@ PARSER = ["--task", "dependency_parsing", "--criterion", "dependency_parsing", "
 def test_dependency_parsing(treebank, heads):
     outputs = step_on_second_device(treebank, *PARSER, *heads)
     assert sum(output["sentences"] for output in outputs[2:]) == 8
+
+
+NER = ["--task", "span_ner", "--criterion", "span_ner", "--encoder-embed-dim", 16, "--encoder-hidden-dim", 16,
+       "--span-dim", 16, "--max-span-length", 3, "--instance-sentences", 8]
+
+
+@pytest.fixture(scope="module")
+def ner_corpus(tmp_path_factory):
+    from test_span_ner_end_to_end import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("ner"), (("train", 40, "iob2"), ("valid", 8, "iob2")))
+
+
+@pytest.mark.parametrize("model", [
+    ["--arch", "span_ner_bilstm", "--span-head", "instance"],
+    ["--arch", "span_ner_bilstm", "--span-head", "classifier"],
+    ["--arch", "span_ner_transformer", "--span-head", "instance", "--similarity", "cosine", "--encoder-embed-dim", 16,
+     "--encoder-attention-heads", 2],
+])
+def test_span_ner(ner_corpus, model):
+    outputs = step_on_second_device(ner_corpus, *NER, *model)
+    assert sum(output["ner_gold"] for output in outputs[2:]) > 0
+
+
+DIGITS = ["--task", "image_classification", "--data-format", "sklearn_digits", "--hidden-dim", 16]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--arch", "image_mlp", "--criterion", "classification_cross_entropy"],
+    ["--arch", "image_cnn", "--conv-channels", "4,4", "--criterion", "cross_entropy"],
+    ["--arch", "image_mlp", "--criterion", "mixup_cross_entropy", "--mixup-alpha", 0.4],
+    ["--arch", "image_mlp", "--criterion", "dip_cross_entropy", "--dip-pool-size", 20, "--dip-train-samples", 2,
+     "--dip-eval-samples", 2],
+    ["--arch", "turnover_image_mlp", "--criterion", "turnover_cross_entropy"],
+    ["--arch", "image_mlp", "--criterion", "cross_entropy", "--task", "ticket_image_classification",
+     "--ticket-random-penalty", 0.5, "--ticket-tau", 0.1],
+])
+def test_image_classification(flags):
+    outputs = step_on_second_device(".", *DIGITS, *flags)
+    assert all(output["nsentences"] == 4 for output in outputs)
+
+
+TRANSLATION = ["--task", "translation", "--arch", "composable_transformer", "--encoder-layers", 1, "--decoder-layers", 1,
+               "--encoder-embed-dim", 16, "--decoder-embed-dim", 16, "--encoder-ffn-embed-dim", 32,
+               "--decoder-ffn-embed-dim", 32, "--encoder-attention-heads", 2, "--decoder-attention-heads", 2,
+               "--share-all-embeddings", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", 0.1]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--decoder-residual", "b2t", "--positions", "shape", "--embeddings", "alone"],
+    ["--positions", "relative", "--init-scheme", "small", "--embed-treatment", "scaled"],
+    ["--task", "length_controlled_translation", "--positions", "lrpe"],
+    ["--task", "monitored_translation", "--detect-loss-spikes", "--skip-spike-updates"],
+    ["--task", "ticket_translation", "--ticket-random-penalty", 0.5, "--ticket-tau", 0.1],
+])
+def test_translation(toy_bin, flags):
+    outputs = step_on_second_device(toy_bin, *TRANSLATION, *flags)
+    assert all(output["nsentences"] == 4 for output in outputs)
+
+
+@pytest.fixture(scope="module")
+def lm_bin(toy_raw, tmp_path_factory):
+    from conftest import run_cli
+
+    dest = tmp_path_factory.mktemp("lm-bin")
+    run_cli("fairseq-preprocess", "--only-source", "--trainpref", f"{toy_raw}/train.xx", "--validpref",
+            f"{toy_raw}/valid.xx", "--destdir", dest, "--workers", 1)
+    return str(dest)
+
+
+def test_language_modeling(lm_bin):
+    outputs = step_on_second_device(lm_bin, "--task", "monitored_language_modeling", "--arch", "spike_transformer_lm_tiny",
+                                    "--tokens-per-sample", 32, "--detect-loss-spikes", "--layer-grad-norm-interval", 1)
+    assert all(output["nsentences"] == 4 for output in outputs)
+
+
+@pytest.fixture(scope="module")
+def sentiment_bin(tmp_path_factory):
+    import random
+
+    from conftest import run_cli
+    from test_dip_sentence_prediction import write_sentiment
+
+    raw, out = tmp_path_factory.mktemp("sentiment-raw"), tmp_path_factory.mktemp("sentiment-bin")
+    rng = random.Random(0)
+    for split in ("train", "valid"):
+        (raw / split).mkdir()
+        write_sentiment(raw / split, 16, rng)
+    for field in ("input0", "label"):
+        run_cli("fairseq-preprocess", "--only-source", "--trainpref", raw / "train" / field,
+                "--validpref", raw / "valid" / field, "--destdir", out / field, "--workers", 1)
+    return str(out)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--arch", "transformer_classifier", "--criterion", "sentence_prediction"],
+    ["--arch", "transformer_classifier", "--criterion", "dip_cross_entropy", "--dip-pool-size", 8,
+     "--dip-train-samples", 2, "--dip-eval-samples", 2],
+    ["--arch", "turnover_transformer_classifier", "--criterion", "turnover_cross_entropy"],
+    ["--arch", "transformer_classifier", "--criterion", "sentence_prediction", "--task", "ticket_sentence_prediction",
+     "--ticket-random-penalty", 0.5, "--ticket-tau", 0.1],
+])
+def test_sentence_prediction(sentiment_bin, flags):
+    outputs = step_on_second_device(sentiment_bin, "--task", "sentence_prediction", "--num-classes", 2,
+                                    "--max-positions", 64, "--encoder-layers", 1, "--encoder-embed-dim", 16,
+                                    "--encoder-ffn-embed-dim", 32, "--encoder-attention-heads", 2, *flags)
+    assert all(output["nsentences"] == 4 for output in outputs)
