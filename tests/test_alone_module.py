@@ -1,6 +1,7 @@
 """ALONE embedding (modules/alone.py): filter statistics, the equation, checkpoints, memory, flags."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,10 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from conftest import TINY_MODEL, build_through_namespace_api
+
+from fairseq_plugins.cli.dataless import model_from_flags
+from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.alone import FILTER_KINDS, AloneEmbedding, filter_statistics
 
 PAD = 1
@@ -175,6 +180,35 @@ def test_bad_values_name_the_flag(kwargs, flag):
         AloneEmbedding(50, 16, PAD, **kwargs)
     message = str(error.value)
     assert flag in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--share-all-embeddings", "--adaptive-softmax-cutoff", "100,200"], "--adaptive-softmax-cutoff cannot be used"),
+        (["--share-decoder-input-output-embed", "--base-layers", "1"], "--base-layers cannot be used"),
+        (["--share-all-embeddings", "--adaptive-softmax-cutoff", "100", "--base-layers", "1"],
+         "--adaptive-softmax-cutoff and --base-layers cannot be used"),
+        (["--adaptive-softmax-cutoff", "100", "--tie-adaptive-weights"], "--tie-adaptive-weights"),
+    ],
+)
+def test_output_flags_that_alone_cannot_take_are_refused(toy_bin, flags, message):
+    """ALONE's tied projection replaces fairseq's output builder, which builds an adaptive softmax and
+    BASE layers: refused at build time, in one line, where they were silently left out."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}[^\\n]*$"):
+        build_through_namespace_api(toy_bin, "translation", "alone_transformer", *TINY_MODEL, *flags)
+
+
+def test_base_layers_refused_in_the_language_model():
+    flags = ["--arch", "spike_transformer_lm_tiny", "--embeddings", "alone", "--base-layers", "1"]
+    with pytest.raises(ConfigError, match="^--base-layers cannot be used with --embeddings alone"):
+        model_from_flags(flags, 300, task="language_modeling")
+
+
+def test_adaptive_softmax_over_untied_alone_embeddings_is_built(toy_bin):
+    _, model = build_through_namespace_api(toy_bin, "translation", "alone_transformer", *TINY_MODEL,
+                                           "--adaptive-softmax-cutoff", "100")
+    assert isinstance(model.decoder.embed_tokens, AloneEmbedding) and model.decoder.adaptive_softmax is not None
 
 
 class CreatedTensors(TorchDispatchMode):

@@ -137,6 +137,8 @@ def validate_options(args, stacks=STACKS):
             f"--embed-init-std {args.embed_init_std} with --embed-treatment scaled multiplies that std by sqrt(d); "
             "use --embed-treatment vanilla (Spike No More's std-1 embeddings) or layernorm"
         )
+    if args.embeddings == "alone":
+        validate_alone_output(args)
     if args.positions == "relative":
         if getattr(args, "cross_self_attention", False):
             # Its self-attention also attends to the encoder output, which has no distance to the target.
@@ -156,6 +158,22 @@ def validate_options(args, stacks=STACKS):
             raise ConfigError(
                 f"--{stack}-learned-pos conflicts with --positions {args.positions}; use --positions learned"
             )
+
+
+def validate_alone_output(args):
+    """fairseq's output builders that ALONE embeddings cannot take part in."""
+    if getattr(args, "share_all_embeddings", False) or getattr(args, "share_decoder_input_output_embed", False):
+        # The tied projection onto ALONE's table stands in for fairseq's output builder, which builds these.
+        given = [f"--{name.replace('_', '-')}" for name in ("adaptive_softmax_cutoff", "base_layers")
+                 if getattr(args, name, None)]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} cannot be used with --embeddings alone and a tied output projection "
+                "(--share-all-embeddings or --share-decoder-input-output-embed); drop them, or the sharing flag"
+            )
+    if getattr(args, "adaptive_softmax_cutoff", None) and getattr(args, "tie_adaptive_weights", False):
+        raise ConfigError("--tie-adaptive-weights ties the adaptive softmax to --adaptive-input embeddings, "
+                          "not to --embeddings alone; drop it")
 
 
 def fairseq_build_args(args, stacks=STACKS):
