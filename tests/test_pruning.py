@@ -94,15 +94,13 @@ def test_penalties():
     assert pruning.active_penalty(earlier)["w"].tolist() == [1.0, 0.5, 0.5, 0.0]
 
 
-def test_penalty_gradient_is_the_gradient_of_the_l1_term():
-    theta = torch.tensor([[0.5, -2.0], [0.0, 3.0]], requires_grad=True)
+def test_penalty_l1_is_the_l1_term_in_float32_with_the_l_sign_subgradient():
+    theta = torch.tensor([[0.5, -2.0], [0.0, 3.0]], dtype=torch.float16, requires_grad=True)
     l = torch.tensor([[1.0, 0.5], [1.0, 0.0]])
-    (0.7 * (theta * l).abs().sum()).backward()
-    expected = theta.grad.clone()
-    theta.grad = torch.ones_like(theta)
-    pruning.add_penalty_gradient({"t": theta}, {"t": l}, 0.7)
-    assert torch.allclose(theta.grad - 1, expected)
-    assert pruning.penalty_value({"t": theta}, {"t": l}).item() == pytest.approx(0.5 + 1.0)
+    value = pruning.penalty_l1({"t": theta}, {"t": l})
+    assert value.dtype == torch.float32 and value.item() == pytest.approx(0.5 + 1.0)
+    (0.7 * value).backward()
+    assert torch.equal(theta.grad, (0.7 * l * torch.sign(theta.detach().float())).half())
 
 
 def test_diversity_measures_from_a_contingency_table():

@@ -123,20 +123,10 @@ def active_penalty(earlier_masks):
     return {name: torch.stack([m[name].float() for m in earlier_masks]).mean(0) for name in earlier_masks[0]}
 
 
-def penalty_value(params, penalty):
-    """||theta * l||_1 over the named parameters."""
-    return sum((params[name].detach() * l).abs().sum() for name, l in penalty.items())
-
-
-def add_penalty_gradient(params, penalty, tau):
-    """Add the (sub)gradient of ``tau * ||theta * l||_1``, i.e. ``tau * l * sign(theta)``, to each ``.grad``."""
-    for name, l in penalty.items():
-        param = params[name]
-        step = tau * l.to(param.device, param.dtype) * torch.sign(param.detach())
-        if param.grad is None:
-            param.grad = step
-        else:
-            param.grad.add_(step)
+def penalty_l1(params, penalty):
+    """||theta * l||_1 over the named parameters, in float32 (an fp16 sum over millions of weights
+    overflows); differentiable: its (sub)gradient is ``l * sign(theta)``."""
+    return sum((params[name].float() * l).abs().sum() for name, l in penalty.items())
 
 
 # --- ensemble diversity -------------------------------------------------------------------------

@@ -4,16 +4,23 @@
 fairseq's (and this package's) tasks with two hooks (``train_step``, ``optimizer_step``; the
 same seams as ``training_monitor.py``) and these flags:
 
-- ``--ticket-mask FILE``: ``{parameter name: bool tensor}`` (1 = kept). Pruned weights are set
-  to 0 before the first update and stay exactly 0 through every update: their gradient is
-  zeroed before the optimizer step, and after it the weights and every same-shaped optimizer
-  state (Adam's moments) are zeroed again, so neither momentum nor weight decay can bring them
-  back. The checkpoint stays a plain one of its architecture (same names, zeros in place).
+- ``--ticket-mask FILE``: ``{parameter name: bool tensor}`` (1 = kept). Pruned weights stay
+  exactly 0 through every update: at the first update they are set to 0 in the model, in the
+  copy the optimizer steps (the fp32 master weights of ``--fp16``, flat or not) and in that
+  copy's optimizer state (Adam's moments, e.g. restored from a dense run), and their gradients
+  are zeroed right after every micro-batch's backward, before fairseq clips and steps, so
+  ``--clip-norm`` and the logged ``gnorm`` count only weights that exist. An Adam step of a weight
+  with zero gradient and zero moments is 0, and so is decoupled weight decay of 0. The checkpoint
+  stays a plain one of its architecture (same names, zeros in place).
 - ``--ticket-penalty FILE`` (or ``--ticket-random-penalty P`` with ``--ticket-penalty-seed S``:
   ``l`` drawn over the model's prunable set, as RANDOM-LT does) and ``--ticket-tau T``: the
-  diversity regulariser ``tau_t ||theta * l||_1`` with ``l`` from FILE and ``tau_t = T * lr_t / lr_max`` (it decays
-  with the LR schedule). Its subgradient is added to the gradient fairseq has just normalised
-  and clipped, so it is the regulariser of the per-``sample_size`` loss. Logged as ``ticket_l1``.
+  diversity regulariser ``tau_t ||theta * l||_1`` with ``l`` from FILE and ``tau_t = T * lr_t / lr_max``
+  (it decays with the LR schedule). It is added to every micro-batch's loss weighted by that
+  micro-batch's ``sample_size``, so once fairseq has divided the summed gradient by the update's
+  total ``sample_size`` (over micro-batches and workers) the update's gradient is
+  ``grad(loss) / sample_size + tau_t * l * sign(theta)``: the regulariser of the per-``sample_size``
+  loss, exactly so in fp32, ``--fp16``, ``--memory-efficient-fp16`` and under data parallelism,
+  and clipped with the rest. Logged as ``ticket_l1`` (``||theta * l||_1``).
 - ``--ticket-save-init FILE``: the model's state dict at the first update, i.e. after
   fairseq has restored the pretrained weights and initialised anything new (a classification
   head): the point tickets rewind to. Not overwritten once it exists.
@@ -21,13 +28,15 @@ same seams as ``training_monitor.py``) and these flags:
   the ``train`` split (the bagging baseline of multi-ticket ensembles).
 
 The mask and penalty files are read at the first update only, so evaluating a ticket checkpoint
-(fairseq-validate, fairseq-generate) never needs them. The computation lives in
+(fairseq-validate, fairseq-generate) never needs them. Parameter names are the model's own, also
+when the trainer hands the task a data-parallel wrapper. The computation lives in
 ``modules/pruning.py``; ``cli/tickets.py`` runs the whole procedure.
 """
 
 import dataclasses
 import logging
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,10 +45,13 @@ import torch
 from fairseq import metrics
 from fairseq.data import BaseWrapperDataset
 from fairseq.dataclass import FairseqDataclass
+from fairseq.distributed import utils as distributed_utils
+from fairseq.optim import FP16Optimizer
 from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
 
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.modules.pruning import add_penalty_gradient, full_masks, penalty_value, prunable_names, random_penalty
+from fairseq_plugins.modules.pruning import full_masks, penalty_l1, prunable_names, random_penalty
+from fairseq_plugins.tasks.training_monitor import unwrapped_model
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +86,28 @@ def peak_lr(optimizer):
     if lr is None:
         raise ConfigError("--ticket-tau: cannot read the optimizer's --lr to decay tau with the LR")
     return float(lr if isinstance(lr, (int, float)) else lr[0])  # --lr is a list in fairseq
+
+
+def optimizer_views(optimizer, params):
+    """For each ``{name: parameter}`` of ``params``: ``(stepped, view)``, the tensor a fairseq ``optimizer``
+    updates in the parameter's place (under ``--fp16`` its fp32 master copy, which FP16Optimizer keeps in
+    one flat buffer for all parameters unless ``--fp16-no-flatten-grads``; otherwise the parameter itself)
+    and ``view(t)``: the parameter's part of ``t`` (``stepped``, its gradient or its same-shaped optimizer
+    state, e.g. Adam's moments), shaped like the parameter."""
+    masters = {}  # parameter -> (its master, the parameter's offset in it)
+    if isinstance(optimizer, FP16Optimizer) and optimizer.has_flat_params:
+        offsets = defaultdict(int)  # the flat buffers' layout: fp16_params in order, one buffer per device
+        for param in optimizer.fp16_params:
+            device = param.device.index
+            masters[param] = (optimizer.fp32_params[device], offsets[device])
+            offsets[device] += param.numel()
+    elif isinstance(optimizer, FP16Optimizer):
+        masters = {param: (master, 0) for param, master in zip(optimizer.fp16_params, optimizer.fp32_params)}
+
+    def views(param):
+        stepped, offset = masters.get(param, (param, 0))
+        return stepped, lambda tensor: tensor.view(-1)[offset:offset + param.numel()].view_as(param)
+    return {name: views(param) for name, param in params.items()}
 
 
 class BaggingSubset(BaseWrapperDataset):
@@ -132,8 +166,9 @@ class TicketTrainingMixin:
                         f"(seed {self.ticket_cfg.bagging_seed})")
         return result
 
-    def _ticket_setup(self, model):
+    def _ticket_setup(self, model, optimizer):
         cfg = self.ticket_cfg
+        model = unwrapped_model(model)
         params = dict(model.named_parameters())
         self._masks, self._penalty = {}, {}
         if cfg.ticket_mask:
@@ -151,8 +186,9 @@ class TicketTrainingMixin:
         if cfg.ticket_tau < 0:
             raise ConfigError(f"--ticket-tau must be >= 0 (got {cfg.ticket_tau})")
         self._params = params
-        self._zero_pruned(None)
-        if cfg.ticket_save_init and not os.path.exists(cfg.ticket_save_init):
+        self._zero_pruned(optimizer)
+        # every rank holds the same model; one writes it
+        if cfg.ticket_save_init and not os.path.exists(cfg.ticket_save_init) and distributed_utils.get_global_rank() == 0:
             init = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
             torch.save(init, cfg.ticket_save_init + ".tmp")
             os.replace(cfg.ticket_save_init + ".tmp", cfg.ticket_save_init)
@@ -168,31 +204,38 @@ class TicketTrainingMixin:
 
     @torch.no_grad()
     def _zero_pruned(self, optimizer):
-        states = getattr(getattr(optimizer, "optimizer", None), "state", {})
-        for name, mask in self._masks.items():
-            param = self._params[name]
-            param.masked_fill_(~mask, 0)
-            for value in states.get(param, {}).values():
-                if torch.is_tensor(value) and value.shape == param.shape:
-                    value.masked_fill_(~mask, 0)
+        """Pruned entries to 0 wherever the weight lives: model, fp32 master copy, optimizer state.
+        The master copy was made when the trainer built the optimizer, before this first update."""
+        state = getattr(getattr(optimizer, "optimizer", None), "state", {})  # {stepped tensor: {key: value}}
+        pruned = {name: self._params[name] for name in self._masks}
+        for name, (stepped, view) in optimizer_views(optimizer, pruned).items():
+            pruned[name].masked_fill_(~self._masks[name], 0)
+            moments = [value for value in state.get(stepped, {}).values() if torch.is_tensor(value) and value.shape == stepped.shape]
+            for tensor in [stepped, *moments]:
+                view(tensor).masked_fill_(~self._masks[name], 0)
+
+    def _penalised(self, criterion, tau_t):
+        """``criterion`` with ``tau_t * sample_size * ||theta * l||_1`` added to its loss (see the module's docstring)."""
+        def penalised_criterion(model, sample):
+            loss, sample_size, logging_output = criterion(model, sample)
+            l1 = penalty_l1(self._params, self._penalty)
+            metrics.log_scalar("ticket_l1", float(l1.detach()), round=3)
+            return loss + tau_t * sample_size * l1, sample_size, logging_output
+        return penalised_criterion
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         if not hasattr(self, "_masks"):
-            self._ticket_setup(model)
-        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
-
-    def optimizer_step(self, optimizer, model, update_num):
+            self._ticket_setup(model, optimizer)
         tau = self.ticket_cfg.ticket_tau
         if self._penalty and tau > 0:
-            tau_t = tau * optimizer.get_lr() / peak_lr(optimizer)
-            add_penalty_gradient(self._params, self._penalty, tau_t)
-            metrics.log_scalar("ticket_l1", float(penalty_value(self._params, self._penalty)), round=3)
-        for name, mask in self._masks.items():
-            grad = self._params[name].grad
-            if grad is not None:
-                grad.masked_fill_(~mask, 0)
-        super().optimizer_step(optimizer, model, update_num)
-        self._zero_pruned(optimizer)
+            criterion = self._penalised(criterion, tau * optimizer.get_lr() / peak_lr(optimizer))
+        result = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+        with torch.no_grad():
+            for name, mask in self._masks.items():
+                grad = self._params[name].grad
+                if grad is not None:
+                    grad.masked_fill_(~mask, 0)
+        return result
 
 
 def register_ticket_task(task_name):

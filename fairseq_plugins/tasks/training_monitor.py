@@ -31,6 +31,9 @@ import torch
 from torch import nn
 
 from fairseq import metrics
+from fairseq.distributed import (
+    DistributedTimeoutWrapper, LegacyDistributedDataParallel, ModuleProxyWrapper, TPUDistributedDataParallel,
+)
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
 
@@ -40,6 +43,8 @@ from fairseq_plugins.modules.spike_monitor import LossSpikeDetector, layer_grad_
 logger = logging.getLogger(__name__)
 
 MONITORED_TASKS = ("language_modeling", "translation")
+DATA_PARALLEL_WRAPPERS = (DistributedTimeoutWrapper, ModuleProxyWrapper, nn.parallel.DistributedDataParallel,
+                          LegacyDistributedDataParallel, TPUDistributedDataParallel)
 
 
 @dataclass
@@ -58,6 +63,15 @@ class TrainingMonitorConfig(FairseqDataclass):
     layer_grad_norm_interval: int = field(
         default=0, metadata={"help": "log the gradient norm of every layer every N updates (0: never)"}
     )
+
+
+def unwrapped_model(model: nn.Module) -> nn.Module:
+    """The model inside fairseq's data-parallel wrappers (``ModuleProxyWrapper(DistributedDataParallel(model))``
+    and the like), whose parameter and module names carry no ``module.`` prefixes: the trainer hands
+    tasks the wrapped model."""
+    while isinstance(model, DATA_PARALLEL_WRAPPERS):
+        model = model.module
+    return model
 
 
 def layer_stacks(model: nn.Module):
@@ -145,7 +159,7 @@ class TrainingMonitorMixin:
 
     def _log_layer_grad_norms(self, model, optimizer, update):
         if self._stacks is None:
-            self._stacks = layer_stacks(model)
+            self._stacks = layer_stacks(unwrapped_model(model))
         # fairseq's fp16 optimizers apply the loss-scale division and the clipping lazily: the
         # gradients they will apply are the model's times this factor (1 for the others).
         factor = float(getattr(optimizer, "_multiply_factor", 1.0))
