@@ -36,7 +36,7 @@ def test_small_mode_runs_every_step(tmp_path):
             assert row[kind]["well_formed"]["mean"] == 100.0
             # One epoch: above a random head (1 / 13 words per test sentence ~ 8%), not yet trained
             # (cosine instance heads start slowest: 17.7 UAS without the ig rows).
-            assert 10 < row[kind]["uas"]["mean"] <= 100 and row[kind]["las"]["mean"] <= row[kind]["uas"]["mean"]
+            assert 10 < row[kind]["uas"]["mean"] <= 100  # how UAS/LAS are computed: the hand-made test
         # --eval-exclude-labels ig reached the evaluation: 18% of the words are left out, so the scores
         # differ (lower once trained, since ig rows attach trivially; after one epoch either way).
         assert row["no_ig"]["uas"]["mean"] != row["all"]["uas"]["mean"]

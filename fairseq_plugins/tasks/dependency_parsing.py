@@ -6,11 +6,12 @@ skipped, comments are kept out. A malformed line, word ids that do not run 1, 2,
 range, and a gold tree with no root, several roots or a cycle are one-line errors naming the file
 and line. Labels are DEPREL as written (UD subtypes such as ``nmod:poss`` kept).
 
-Vocabulary (rebuilt from ``train.conllu`` whenever the task is set up, so checkpoints need no
-dictionary file): ``--input-field`` (form, lemma or upos) values seen at least ``--min-word-count``
-times in training; the rest, and every unseen word at test time, map to ``<unk>``, which the
-training singletons teach. Labels: those of the training data; a valid/test label never seen in
-training counts as wrong (LAS) and is left out of the loss.
+Vocabulary (built from ``train.conllu`` when training starts, and carried by every checkpoint, so
+evaluating one maps words and labels as training did: ``sentence_dataset.VocabularyInCheckpoint``):
+``--input-field`` (form, lemma or upos) values seen at least ``--min-word-count`` times in
+training; the rest, and every unseen word at test time, map to ``<unk>``, which the training
+singletons teach. Labels: those of the training data; a valid/test label never seen in training
+counts as wrong (LAS) and is left out of the loss.
 
 Batches::
 
@@ -32,6 +33,8 @@ Instance set (for models with instance-based heads, ``model.uses_instances``): e
 step encodes ``--instance-sentences`` K training sentences sampled without the batch's own (seeded
 by ``--seed`` and the update number, so a resumed run samples what an uninterrupted one would);
 validation encodes the whole training set, once per validation after training changed the model.
+A checkpoint being evaluated reads ``train.conllu`` only for that, and only the file it was
+trained on (its sha256 is in the checkpoint).
 """
 
 import logging
@@ -40,6 +43,7 @@ import re
 import unicodedata
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -52,7 +56,8 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import find_cycle
 from fairseq_plugins.options import check_choices, choice_field
-from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences, on_device
+from fairseq_plugins.tasks.sentence_dataset import (LengthOrderedSentences, VocabularyInCheckpoint, on_device,
+                                                     vocabulary)
 
 logger = logging.getLogger(__name__)
 
@@ -185,36 +190,60 @@ class DependencyDataset(LengthOrderedSentences):
 
 
 @register_task("dependency_parsing", dataclass=DependencyParsingConfig)
-class DependencyParsingTask(FairseqTask):
-    def __init__(self, cfg, train_sentences):
+class DependencyParsingTask(VocabularyInCheckpoint, FairseqTask):
+    def __init__(self, cfg):
         super().__init__(cfg)
         check_choices(cfg, DependencyParsingConfig)
         if cfg.instance_sentences < 1:
             raise ConfigError(f"--instance-sentences must be >= 1, got {cfg.instance_sentences}")
-        self.train_sentences = train_sentences
-        counts = Counter(word for s in train_sentences for word in getattr(s, cfg.input_field))
-        self.dictionary = Dictionary()
-        self.root_index = self.dictionary.add_symbol(ROOT)
-        for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            if count >= cfg.min_word_count:
-                self.dictionary.add_symbol(word, count)
-        self.labels = sorted({label for s in train_sentences for label in s.labels})
-        self.label_index = {label: i for i, label in enumerate(self.labels)}
+        self.training_file = os.path.join(cfg.data, "train.conllu")
         self.excluded_labels = {label for label in cfg.eval_exclude_labels.split(",") if label}
         self.instances_stale = True
 
     @classmethod
-    def setup_task(cls, cfg, **kwargs):
-        sentences = read_conllu(os.path.join(cfg.data, "train.conllu"))
+    def setup_task(cls, cfg, from_checkpoint=False, **kwargs):
+        task = cls(cfg)
+        if not from_checkpoint:  # training: a bad training file stops fairseq-train before anything is built
+            task.vocabulary()
+        return task
+
+    @cached_property
+    def train_sentences(self):
+        sentences = self.read_training_file(read_conllu)
         logger.info("train.conllu: %d sentences, %d words", len(sentences), sum(len(s.heads) for s in sentences))
-        return cls(cfg, sentences)
+        return sentences
+
+    def build_vocabulary(self):
+        counts = Counter(word for s in self.train_sentences for word in getattr(s, self.cfg.input_field))
+        words = Dictionary()
+        words.add_symbol(ROOT)
+        for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            if count >= self.cfg.min_word_count:
+                words.add_symbol(word, count)
+        return vocabulary(words, sorted({label for s in self.train_sentences for label in s.labels}))
+
+    @property
+    def dictionary(self):
+        return self.vocabulary().words
+
+    @property
+    def labels(self):
+        return self.vocabulary().labels
+
+    @property
+    def label_index(self):
+        return self.vocabulary().label_index
+
+    @property
+    def root_index(self):
+        return self.dictionary.index(ROOT)
 
     def tensorize(self, sentence):
-        words = getattr(sentence, self.cfg.input_field)
+        words, _, label_index = self.vocabulary()
         return {
-            "src_tokens": torch.tensor([self.root_index] + [self.dictionary.index(w) for w in words]),
+            "src_tokens": torch.tensor([words.index(w) for w in [ROOT] + getattr(sentence, self.cfg.input_field)]),
             "heads": torch.tensor([-1] + sentence.heads),
-            "labels": torch.tensor([-1] + [self.label_index.get(label, -1) for label in sentence.labels]),
+            "labels": torch.tensor([-1] + [label_index.get(label, -1) for label in sentence.labels]),
             "punct": torch.tensor([False] + [is_punctuation(w) for w in sentence.form]),
             "scored": torch.tensor([False] + [label not in self.excluded_labels for label in sentence.labels]),
         }

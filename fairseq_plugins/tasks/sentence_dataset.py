@@ -1,9 +1,19 @@
-"""Datasets of whole sentences batched by length: the base of span NER's and dependency parsing's."""
+"""What span NER and dependency parsing share: datasets of whole sentences batched by length, and
+the words and labels a checkpoint carries."""
+
+import hashlib
+import logging
+import os
+from collections import namedtuple
 
 import numpy as np
 
 from fairseq import utils
-from fairseq.data import FairseqDataset
+from fairseq.data import Dictionary, FairseqDataset
+
+from fairseq_plugins.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def on_device(batch, device):
@@ -37,3 +47,68 @@ class LengthOrderedSentences(FairseqDataset):
     def ordered_indices(self):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self)) if self.shuffle else np.arange(len(self))
         return order[np.argsort(self.sizes[order], kind="stable")]
+
+
+def file_sha256(path):
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+Vocabulary = namedtuple("Vocabulary", "words labels label_index")
+
+
+def vocabulary(words, labels):
+    """``Vocabulary(words: a fairseq Dictionary, labels: list, label_index: {label: index})``."""
+    return Vocabulary(words, list(labels), {label: index for index, label in enumerate(labels)})
+
+
+class VocabularyInCheckpoint:
+    """Task mixin: the checkpoint carries the task's words and labels, so evaluating it maps them as
+    training did whatever ``DATA``'s training file now holds.
+
+    fairseq saves ``task.state_dict()`` in every checkpoint (``task_state``) and hands it to
+    ``task.load_state_dict`` before it builds the model (fairseq-validate, and every command that
+    loads through ``checkpoint_utils.load_model_ensemble_and_task``). Here that state is the word
+    list, the label list and the sha256 of the training file. A task set up from a checkpoint reads
+    its training file only when the model needs the training sentences (an instance head's memory,
+    explanations), and then it must be the file the checkpoint was trained on: a one-line error
+    names the file otherwise. Without the state (an older checkpoint), the vocabulary is rebuilt
+    from the training file as it was then.
+
+    Subclasses set ``training_file`` (its path) and define ``build_vocabulary()`` (from the training
+    file, recording ``training_sha256`` with ``read_training_file``).
+    """
+
+    _vocabulary = None
+    training_sha256 = None  # of the training file as this task read it
+    trained_on = None  # sha256 of the training file of the checkpoint being evaluated
+
+    def vocabulary(self):
+        if self._vocabulary is None:
+            self._vocabulary = self.build_vocabulary()
+        return self._vocabulary
+
+    def read_training_file(self, read):
+        """``read(training_file)``, after checking that it is the file the loaded checkpoint was trained on."""
+        result = read(self.training_file)
+        self.training_sha256 = file_sha256(self.training_file)
+        if self.trained_on is not None and self.training_sha256 != self.trained_on:
+            raise ConfigError(
+                f"{self.training_file} is not the file this checkpoint was trained on (sha256 {self.training_sha256[:12]}, "
+                f"trained on {self.trained_on[:12]}): its instance memory is the training sentences; evaluate with that file")
+        return result
+
+    def state_dict(self):
+        words, labels, _ = self.vocabulary()
+        return {"words": list(words.symbols), "labels": list(labels), "training_sha256": self.training_sha256}
+
+    def load_state_dict(self, state):
+        if "words" not in state:
+            logger.warning("the checkpoint carries no vocabulary (written before it did): words and labels are "
+                           "rebuilt from %s", self.training_file)
+            return
+        words = Dictionary()
+        for symbol in state["words"][len(words):]:
+            words.add_symbol(symbol)
+        self._vocabulary = vocabulary(words, state["labels"])
+        self.trained_on = state["training_sha256"]

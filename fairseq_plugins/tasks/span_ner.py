@@ -6,10 +6,10 @@ and its tag in the last; a blank line ends a sentence; ``-DOCSTART-`` lines are 
 IOB1, IOB2 or BIOES (``--tag-scheme auto`` picks BIOES when a file has ``E-``/``S-`` tags, else
 the IOB reading, which covers IOB1 and IOB2); entities become spans ``(start, end, type)``.
 
-Dictionaries: ``dict.words.txt`` (fairseq's format) and ``dict.labels.txt`` (entity types) are
-read from ``DATA`` when present, else built from ``train.conll`` and written there. Words not in
-the dictionary (e.g. a test word never seen in training) map to ``<unk>``; label 0 is the null
-label ``O`` (a span that is not an entity). ``--word-embeddings FILE`` (GloVe's text format) fills
+Vocabulary: the words and entity types of ``train.conll``, built when training starts and carried
+by every checkpoint (``sentence_dataset.VocabularyInCheckpoint``; nothing is written into
+``DATA``, which may be read-only). Words not in it (e.g. a test word never seen in training) map
+to ``<unk>``; label 0 is the null label ``O`` (a span that is not an entity). ``--word-embeddings FILE`` (GloVe's text format) fills
 the embeddings of dictionary words when training starts; the checkpoint then holds them.
 
 Batches::
@@ -24,7 +24,8 @@ Instance-based models (``model.needs_instances``): each training step gets
 replacement from those outside the batch (seeded by ``--seed`` and the update number, so a
 resumed run draws the same ones). Evaluation scores against every span of the whole training
 split: the memory is rebuilt from ``train.conll`` with the current weights before each
-validation (and once by fairseq-validate), never stored in the checkpoint.
+validation (and once by fairseq-validate), never stored in the checkpoint; a checkpoint's
+memory must come from the file it was trained on (its sha256 is in the checkpoint).
 
 Evaluation (``criterions/span_ner.py``): seqeval's strict IOB2 precision, recall and F1
 (micro, percent) of the greedy, non-overlapping decoding.
@@ -49,7 +50,8 @@ from fairseq_plugins.modules.spans import (
     OUTSIDE, SCHEMES, decode, detect_scheme, label_grid, spans_to_iob2, tags_to_spans,
 )
 from fairseq_plugins.options import check_choices, choice_field
-from fairseq_plugins.tasks.sentence_dataset import LengthOrderedSentences, on_device
+from fairseq_plugins.tasks.sentence_dataset import (LengthOrderedSentences, VocabularyInCheckpoint, on_device,
+                                                     vocabulary)
 
 logger = logging.getLogger(__name__)
 
@@ -158,15 +160,13 @@ class SpanNerDataset(LengthOrderedSentences):
 
 
 @register_task("span_ner", dataclass=SpanNerConfig)
-class SpanNerTask(FairseqTask):
-    def __init__(self, cfg, words, labels):
+class SpanNerTask(VocabularyInCheckpoint, FairseqTask):
+    def __init__(self, cfg):
         super().__init__(cfg)
-        self.words = words
-        self.labels = labels  # labels[0] is the null label O, then the entity types
-        self.label_index = {label: index for index, label in enumerate(labels)}
+        self.training_file = os.path.join(cfg.data, "train.conll")
 
     @classmethod
-    def setup_task(cls, cfg, **kwargs):
+    def setup_task(cls, cfg, from_checkpoint=False, **kwargs):
         check_choices(cfg, SpanNerConfig)
         if cfg.max_span_length < 1:
             raise ConfigError(f"--max-span-length must be >= 1 (got {cfg.max_span_length})")
@@ -174,24 +174,34 @@ class SpanNerTask(FairseqTask):
             raise ConfigError(f"--instance-sentences must be >= 1 (got {cfg.instance_sentences})")
         if not os.path.isdir(cfg.data):
             raise ConfigError(f"DATA {cfg.data!r} is not a directory (it must hold train.conll and valid.conll)")
-        words_path, labels_path = os.path.join(cfg.data, "dict.words.txt"), os.path.join(cfg.data, "dict.labels.txt")
-        if os.path.exists(words_path) and os.path.exists(labels_path):
-            words = Dictionary.load(words_path)
-            with open(labels_path, encoding="utf-8") as file:
-                labels = [line.strip() for line in file if line.strip()]
-        else:
-            train = read_conll(os.path.join(cfg.data, "train.conll"), cfg.tag_scheme)
-            words = Dictionary()
-            for sentence in train:
-                for word in sentence.words:
-                    words.add_symbol(word)
-            words.finalize()
-            labels = [OUTSIDE] + sorted({kind for sentence in train for _, _, kind in sentence.entities})
-            words.save(words_path)
-            with open(labels_path, "w", encoding="utf-8") as file:
-                file.write("".join(f"{label}\n" for label in labels))
+        task = cls(cfg)
+        if not from_checkpoint:  # training: a bad training file stops fairseq-train before anything is built
+            task.vocabulary()
+        return task
+
+    def build_vocabulary(self):
+        train = self.read_training_file(self.read_split)
+        words = Dictionary()
+        for sentence in train:
+            for word in sentence.words:
+                words.add_symbol(word)
+        words.finalize()
+        labels = [OUTSIDE] + sorted({kind for sentence in train for _, _, kind in sentence.entities})
         logger.info("span_ner: %d words, labels %s", len(words), " ".join(labels))
-        return cls(cfg, words, labels)
+        return vocabulary(words, labels)
+
+    @property
+    def words(self):
+        return self.vocabulary().words
+
+    @property
+    def labels(self):
+        """labels[0] is the null label O, then the entity types."""
+        return self.vocabulary().labels
+
+    @property
+    def label_index(self):
+        return self.vocabulary().label_index
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
@@ -199,17 +209,20 @@ class SpanNerTask(FairseqTask):
             init_word_embeddings(model.encoder, self.words, cfg)
         return model
 
+    def read_split(self, path):
+        return read_conll(path, self.cfg.tag_scheme)
+
     def load_dataset(self, split, combine=False, **kwargs):
         path = os.path.join(self.cfg.data, f"{split}.conll")
-        sentences = read_conll(path, self.cfg.tag_scheme)
+        sentences = self.read_training_file(self.read_split) if split == "train" else self.read_split(path)
         for sentence in sentences:
             if len(sentence.words) > self.cfg.max_positions:
                 raise ConfigError(f"{path}:{sentence.line}: a sentence of {len(sentence.words)} tokens is longer "
                                   f"than --max-positions {self.cfg.max_positions}")
             for _, _, kind in sentence.entities:
                 if kind not in self.label_index:
-                    raise ConfigError(f"{path}:{sentence.line}: entity type {kind!r} is not in {self.cfg.data}/dict.labels.txt "
-                                      f"(the types of train.conll: {', '.join(self.labels[1:])})")
+                    raise ConfigError(f"{path}:{sentence.line}: entity type {kind!r} is not one the model was trained "
+                                      f"on (the types of train.conll: {', '.join(self.labels[1:])})")
         self.datasets[split] = SpanNerDataset(sentences, self.words, self.label_index, self.cfg.max_span_length,
                                               shuffle=split == "train", seed=self.cfg.seed)
         logger.info("%s: %d sentences, %d entities", path, len(sentences), sum(len(s.entities) for s in sentences))
