@@ -3,7 +3,8 @@
 Applied once, when the user dir is imported (fairseq imports ``--user-dir`` while
 pre-parsing arguments, before it reads any checkpoint or builds any batch). Each
 repair is narrow, named after what it repairs, and covered by a regression test in
-``tests/test_compat.py`` (or the test of the feature it enables).
+``tests/test_compat.py`` (data parallelism: ``tests/test_compat_distributed.py``, and
+``tests/test_data_parallel.py`` end to end), or in the test of the feature it enables.
 
 - ``allow_fairseq_checkpoint_globals``: torch >= 2.6 loads with ``weights_only=True``
   and refuses the ``argparse.Namespace`` (and, with ``--eval-bleu``, numpy arrays)
@@ -22,20 +23,31 @@ repair is narrow, named after what it repairs, and covered by a regression test 
   (``optimizer_groups.py``), so a model can keep parameters out of weight decay.
 - ``unreadable_checkpoints_name_the_file``: a corrupt checkpoint file stops fairseq's
   loaders with one line naming the file, instead of torch's unpickling traceback.
-- ``distributed_training_on_this_stack``: fairseq's data parallelism runs for real.
-  Under ``torchrun`` fairseq ignored the launcher when ``--distributed-world-size``
-  kept its default (the GPU count: 1 on a CPU machine), so every process trained
-  alone; ``--distributed-world-size N`` on CPU asserted on the GPU count (or, in
-  fairseq 0.12, spawned no worker and exited 0); torch's DDP refuses the GPU
-  ``device_ids`` fairseq passes for a CPU model, and fairseq's ``all_gather_list``
-  allocates CUDA buffers; on resume, the other ranks refused the checkpoint rank 0
-  broadcast them (weights-only unpickling). With the launcher's world size taken, CPU workers spawned
-  (gloo) and a world size that cannot start refused with one line, both
-  ``torchrun ... fairseq-train`` and fairseq's own spawning work on CPUs and GPUs.
-  fairseq also reseeded every rank with the same ``seed + num_updates`` before each
-  update, so the workers drew the same random numbers (SHAPE offsets, mixup weights,
-  dropout masks of equal-shaped batches); rank 0 keeps that seed, so it draws what a
-  single process draws, and rank r > 0 seeds with a hash of (that seed, r).
+- ``precision_flags_without_their_hardware_are_one_line``: ``--fp16`` without a GPU
+  (fairseq's flat fp32 copy asks CUDA for its device: "Torch not compiled with CUDA
+  enabled") and ``--bf16``/``--memory-efficient-bf16``/``--tpu`` without torch_xla
+  (fairseq trains bf16 on TPUs only: "'NoneType' object has no attribute 'xla_device'")
+  stop with one line naming what works.
+- ``distributed_training_on_this_stack``: fairseq's data parallelism runs for real, and
+  where upstream already works it is left to upstream (``infer_init_method``, its seeding).
+  Under ``torchrun`` fairseq ignored the launcher when ``--distributed-world-size`` kept its
+  default (the GPU count: 1 on a CPU machine or with one visible GPU per process), so every
+  process trained alone: the process torchrun started (recognised by torchrun's own
+  ``TORCHELASTIC_RUN_ID``/``LOCAL_WORLD_SIZE`` and the pid it records when it imports the
+  package, so that commands it starts train alone as upstream trains them) takes the
+  launcher's world size, and fairseq's own rule places it (GPU ``RANK % visible GPUs``,
+  pipeline layouts; on CPUs, which that rule divides by, device 0).
+  ``--distributed-world-size N`` on CPU asserted on the GPU count (or, in fairseq 0.12,
+  spawned no worker and exited 0): CPU workers are spawned (gloo, each with its share of
+  the cores' threads unless ``OMP_NUM_THREADS`` is set), a world size that cannot start is
+  one line, and so is ``--cpu`` inside a SLURM allocation (fairseq's SLURM launch places
+  workers on GPUs: torchrun works). torch's DDP refuses the GPU ``device_ids`` fairseq
+  passes for a CPU model, and fairseq's ``all_gather_list`` allocates CUDA buffers; on
+  resume, the other ranks refused the checkpoint rank 0 broadcast them: it is unpickled
+  weights-only with the file allow-list plus fairseq's OmegaConf config types.
+  Per-rank random streams are no repair: fairseq seeds every rank alike (LayerDrop and
+  quantization rely on it); the package's own per-example draws (SHAPE offsets, mixup and
+  DIP weights) go through ``modules/rank_streams.py``, rank 0 drawing what one process draws.
 - ``one_line_errors_in_commands``: in a command-line program (fairseq's ``fairseq-*``
   CLIs and ours), a ``ConfigError`` prints one line instead of a traceback
   (``errors.py``); a Python session that imports the package keeps its own hook.
@@ -197,7 +209,53 @@ def unreadable_checkpoints_name_the_file():
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_naming_the_file
 
 
-TORCHRUN_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
+def precision_flags_without_their_hardware_are_one_line():
+    from fairseq import utils as fairseq_utils
+    from fairseq.optim.fp16_optimizer import FP16Optimizer
+
+    from fairseq_plugins.errors import ConfigError
+
+    if getattr(fairseq_utils.get_tpu_device, "is_one_line_without_xla", False):
+        return
+    build_fp32_params = FP16Optimizer.build_fp32_params.__func__
+    get_tpu_device = fairseq_utils.get_tpu_device
+
+    def build_fp32_params_checked(cls, args, params, flatten=True):
+        if flatten and not torch.cuda.is_available():
+            raise ConfigError("--fp16 without a GPU: fairseq's flat fp32 copy of the parameters asks CUDA for its device; add "
+                              "--fp16-no-flatten-grads, use --memory-efficient-fp16, or train in fp32 on CPUs")
+        return build_fp32_params(cls, args, params, flatten=flatten)
+
+    def tpu_device_checked():
+        if fairseq_utils.xm is None:
+            raise ConfigError("--bf16 (like --memory-efficient-bf16 and --tpu) trains on TPUs in fairseq, through "
+                              "torch_xla (not installed): on GPUs use --fp16 or --amp, on CPUs train in fp32")
+        return get_tpu_device()
+
+    tpu_device_checked.is_one_line_without_xla = True
+    FP16Optimizer.build_fp32_params = classmethod(build_fp32_params_checked)
+    fairseq_utils.get_tpu_device = tpu_device_checked
+
+
+# torchrun's own variables (TORCHELASTIC_RUN_ID, LOCAL_WORLD_SIZE) besides the four that fairseq reads:
+# other launchers (a Kubernetes PyTorchJob, ...) set only those four.
+TORCHRUN_VARIABLES = ("TORCHELASTIC_RUN_ID", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")
+# The pid of the process torchrun started, recorded when it imports the package. Its children inherit
+# torchrun's variables too (an evaluation command, fairseq-plugins-tickets' fairseq-train runs): they
+# see another pid here and do not join the launcher's process group.
+TORCHRUN_WORKER = "FAIRSEQ_PLUGINS_TORCHRUN_WORKER"
+
+
+def mark_torchrun_worker():
+    if all(name in os.environ for name in TORCHRUN_VARIABLES):
+        os.environ.setdefault(TORCHRUN_WORKER, str(os.getpid()))
+
+
+def torchrun_world_size():
+    """WORLD_SIZE if torchrun started this very process, else None."""
+    if all(name in os.environ for name in TORCHRUN_VARIABLES) and os.environ.get(TORCHRUN_WORKER) == str(os.getpid()):
+        return int(os.environ["WORLD_SIZE"])
+    return None
 
 
 def runs_on_cpu(cfg):
@@ -213,42 +271,59 @@ def free_local_port():
 
 
 def settle_data_parallel_config(cfg, default_world_size):
-    """Fill fairseq's ``distributed_training`` config the way ``call_main`` should have.
+    """Fill what fairseq's ``infer_init_method`` leaves wrong on this stack; fairseq's ``call_main`` does the rest.
 
     Returns True when this process must spawn ``distributed_world_size`` CPU workers itself
-    (fairseq spawns one per GPU only). What fairseq already handles (an explicit
-    ``--distributed-init-method``, SLURM, spawning on GPUs) is left to fairseq.
+    (fairseq spawns one per GPU only).
     """
     dist_cfg = cfg.distributed_training
     spawn_cpu_workers = False
     if dist_cfg.distributed_init_method is None and not cfg.common.tpu:
-        spawn_cpu_workers = infer_launch(cfg, default_world_size)
-    if dist_cfg.distributed_init_method is not None and runs_on_cpu(cfg) and dist_cfg.distributed_backend == "nccl":
+        launched = torchrun_world_size()
+        if launched is not None:
+            adopt_torchrun_world_size(cfg, launched, default_world_size)
+        else:
+            spawn_cpu_workers = infer_cpu_spawn(cfg)
+    if runs_on_cpu(cfg) and dist_cfg.distributed_world_size > 1 and dist_cfg.distributed_backend == "nccl":
         logging.getLogger(__name__).info("--distributed-backend gloo: NCCL needs GPUs")
         dist_cfg.distributed_backend = "gloo"
     return spawn_cpu_workers
 
 
-def infer_launch(cfg, default_world_size):
-    """A torchrun launch, or fairseq's own spawning of ``--distributed-world-size`` workers."""
+def adopt_torchrun_world_size(cfg, launched, default_world_size):
+    """fairseq follows torchrun only when ``--distributed-world-size`` is not 1, and the default is the
+    GPU count: on a CPU, or with one visible GPU per process, every rank trained alone. Take the
+    launcher's world size; fairseq's own rule then places the ranks (GPU ``RANK % visible GPUs``,
+    pipeline layouts)."""
     from fairseq_plugins.errors import ConfigError
 
     dist_cfg = cfg.distributed_training
-    on_cpu = runs_on_cpu(cfg)
-    if all(name in os.environ for name in TORCHRUN_VARIABLES):
-        launched = int(os.environ["WORLD_SIZE"])
-        if dist_cfg.distributed_world_size not in (launched, default_world_size):
-            raise ConfigError(f"--distributed-world-size {dist_cfg.distributed_world_size}: the launcher started "
-                              f"{launched} processes (WORLD_SIZE); leave the flag out or give the same number")
-        dist_cfg.distributed_world_size = launched
-        if launched > 1:
-            dist_cfg.distributed_init_method = "env://"
-            dist_cfg.distributed_rank = int(os.environ["RANK"])
-            dist_cfg.device_id = 0 if on_cpu else int(os.environ.get("LOCAL_RANK", 0))
-            dist_cfg.distributed_no_spawn = True
-        return False
+    if dist_cfg.distributed_world_size not in (launched, default_world_size):
+        raise ConfigError(f"--distributed-world-size {dist_cfg.distributed_world_size}: the launcher started "
+                          f"{launched} processes (WORLD_SIZE); leave the flag out or give the same number")
+    dist_cfg.distributed_world_size = launched
+    if launched > 1 and torch.cuda.device_count() == 0:
+        # fairseq's rule divides the rank by the GPU count: without GPUs, do its other steps here.
+        dist_cfg.distributed_init_method = "env://"
+        dist_cfg.distributed_rank = int(os.environ["RANK"])
+        dist_cfg.device_id = 0
+        dist_cfg.distributed_no_spawn = True
+
+
+def infer_cpu_spawn(cfg):
+    """fairseq's own spawning of ``--distributed-world-size`` workers: True when they are CPU workers."""
+    from fairseq_plugins.errors import ConfigError
+
+    dist_cfg = cfg.distributed_training
     wanted = dist_cfg.distributed_world_size
-    if wanted <= 1 or dist_cfg.distributed_no_spawn or "SLURM_STEP_NODELIST" in os.environ or "SLURM_JOB_NODELIST" in os.environ:
+    if wanted <= 1 or dist_cfg.distributed_no_spawn:
+        return False
+    on_cpu = runs_on_cpu(cfg)
+    if "SLURM_STEP_NODELIST" in os.environ or "SLURM_JOB_NODELIST" in os.environ:
+        if on_cpu:
+            # Every branch of fairseq's SLURM launch counts or selects GPUs.
+            raise ConfigError(f"--distributed-world-size {wanted} on CPUs inside a SLURM allocation: fairseq's SLURM launch "
+                              f"places workers on GPUs; start them with torchrun --nproc_per_node {wanted} fairseq-train ...")
         return False
     devices, kind = (os.cpu_count(), "CPU cores") if on_cpu else (torch.cuda.device_count(), "GPUs")
     if wanted > devices:
@@ -262,6 +337,10 @@ def infer_launch(cfg, default_world_size):
     return True
 
 
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def run_cpu_worker(index, main, cfg, kwargs):
     import multiprocessing
 
@@ -271,42 +350,37 @@ def run_cpu_worker(index, main, cfg, kwargs):
     # workers too (re-importing fairseq) and leave named semaphores that the parent's resource
     # tracker reports as leaked at exit. Fork them, as a single-process fairseq-train does.
     multiprocessing.set_start_method("fork", force=True)
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Every worker would start a thread per core (torchrun sets OMP_NUM_THREADS=1 instead): share them.
+        torch.set_num_threads(max(1, usable_cores() // cfg.distributed_training.distributed_world_size))
     distributed_utils.distributed_main(index, main, cfg, kwargs)
 
 
-def broadcast_pickled_object(obj, src_rank, group, dist_device):
-    """fairseq's ``_broadcast_object_slow`` (how rank 0 hands the checkpoint it read to the other
-    ranks on resume), unpickling the whole object: torch >= 2.6's weights-only default refuses the
-    OmegaConf config inside. The bytes are the job's own, from rank 0, which read the file with
-    the weights-only loader."""
-    import io
+def checkpoint_broadcast_globals():
+    """What the checkpoint rank 0 broadcasts on resume holds beyond a checkpoint file: fairseq's
+    OmegaConf config (a ``DictConfig`` of ``AnyNode`` values) and the placeholders that stand for
+    its tensors (``broadcast_object`` sends them apart)."""
+    import collections
+    import typing
 
-    from fairseq.distributed.utils import broadcast, get_rank
+    from fairseq.distributed.utils import _TensorPlaceholder
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
 
-    if get_rank(group) == src_rank:
-        buffer = io.BytesIO()
-        torch.save(obj, buffer)
-        data = torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8).to(dist_device)
-        broadcast(torch.tensor([len(data)], device=dist_device), src=src_rank, group=group)
-        broadcast(data, src=src_rank, group=group)
-        return obj
-    length = torch.tensor([0], device=dist_device)
-    broadcast(length, src=src_rank, group=group)
-    data = torch.empty(int(length.item()), dtype=torch.uint8, device=dist_device)
-    broadcast(data, src=src_rank, group=group)
-    return torch.load(io.BytesIO(data.cpu().numpy().tobytes()), map_location="cpu", weights_only=False)
+    return [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, typing.Any, dict, list, int,
+            collections.defaultdict, _TensorPlaceholder]
 
 
 def distributed_training_on_this_stack():
-    from fairseq import utils as fairseq_utils
     from fairseq.dataclass.configs import DistributedTrainingConfig
     from fairseq.distributed import utils as distributed_utils
     from fairseq.models import distributed_fairseq_model
-    from fairseq.trainer import Trainer
 
     call_main = distributed_utils.call_main
     if getattr(call_main, "settles_data_parallel", False):
         return
+    mark_torchrun_worker()
     default_world_size = DistributedTrainingConfig().distributed_world_size
 
     @functools.wraps(call_main)
@@ -345,16 +419,16 @@ def distributed_training_on_this_stack():
         return all_gather_list(data, group, max_size)
 
     distributed_utils.all_gather_list = all_gather_list_on_any_backend
-    distributed_utils._broadcast_object_slow = broadcast_pickled_object
 
-    def set_seed_per_rank(trainer):
-        seed = trainer.cfg.common.seed + trainer.get_num_updates()
-        if trainer.data_parallel_rank > 0:
-            # torch's CPU generator keeps 32 bits of a seed: mix the rank in rather than add it.
-            seed = int(np.random.SeedSequence([seed, trainer.data_parallel_rank]).generate_state(1)[0])
-        fairseq_utils.set_torch_seed(seed)
+    broadcast_object_slow = distributed_utils._broadcast_object_slow
 
-    Trainer._set_seed = set_seed_per_rank
+    @functools.wraps(broadcast_object_slow)
+    def broadcast_checkpoint_weights_only(*args, **kwargs):
+        # Still weights-only: the file allow-list (allow_fairseq_checkpoint_globals) plus the config's types.
+        with torch.serialization.safe_globals(checkpoint_broadcast_globals()):
+            return broadcast_object_slow(*args, **kwargs)
+
+    distributed_utils._broadcast_object_slow = broadcast_checkpoint_weights_only
 
 
 def one_line_errors_in_commands():
@@ -371,5 +445,6 @@ def apply():
     numpy2_shims()
     per_parameter_optimizer_settings()
     unreadable_checkpoints_name_the_file()
+    precision_flags_without_their_hardware_are_one_line()
     distributed_training_on_this_stack()
     one_line_errors_in_commands()

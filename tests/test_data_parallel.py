@@ -6,7 +6,6 @@ fairseq's own spawning (``--distributed-world-size 2``) and for ``torchrun``; a 
 between world sizes at an epoch boundary; and every rank draws its own random numbers.
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -136,31 +135,31 @@ def test_spike_skips_are_decided_alike_on_every_worker(toy_raw, tmp_path):
     assert_same_weights(tmp_path / "one" / "checkpoint_last.pt", tmp_path / "two" / "checkpoint_last.pt")
 
 
-def seeded_trainer(rank):
-    return argparse.Namespace(cfg=argparse.Namespace(common=argparse.Namespace(seed=1)),
-                              get_num_updates=lambda: 7, data_parallel_rank=rank)
-
-
-def test_each_rank_draws_its_own_shape_offsets():
-    """fairseq reseeds before every update; rank 0 with fairseq's seed + num_updates (one process's
-    stream), every other rank with a stream of its own."""
-    from fairseq.trainer import Trainer
-
+@pytest.mark.parametrize("draw", ["shape offsets", "mixing generator"])
+def test_each_rank_draws_its_own_shape_offsets_and_mixing_weights(monkeypatch, draw):
+    """fairseq reseeds every rank with seed + num_updates; the package's own draws are rank 0's as in
+    one process, every other rank's of its own, and torch's stream after them agrees on every rank
+    (what dropout and LayerDrop draw next)."""
+    from fairseq_plugins.criterions.mixup_cross_entropy import generator_from_trainer_seed
+    from fairseq_plugins.modules import rank_streams
     from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
 
     positions = ShiftedSinusoidalPositions(16, 1, 64, 40, "max").train()
+    draws = {"shape offsets": lambda: positions.offsets(64, "cpu").view(-1).tolist(),
+             "mixing generator": lambda: generator_from_trainer_seed().random(4).tolist()}
 
-    def offsets_of_rank(rank):
-        trainer = argparse.Namespace(cfg=argparse.Namespace(common=argparse.Namespace(seed=1)),
-                                     get_num_updates=lambda: 7, data_parallel_rank=rank)
-        Trainer._set_seed(trainer)
-        return positions.offsets(64, "cpu")
+    def draws_of_rank(rank):
+        monkeypatch.setattr(rank_streams, "this_rank", lambda: rank)
+        torch.manual_seed(1 + 7)
+        return draws[draw](), torch.rand(4).tolist()
 
-    rank0, rank1 = offsets_of_rank(0), offsets_of_rank(1)
-    assert not torch.equal(rank0, rank1)
-    assert torch.equal(rank1, offsets_of_rank(1))
+    (rank0, next0), (rank1, next1) = draws_of_rank(0), draws_of_rank(1)
+    assert rank0 != rank1 and next0 == next1
+    assert draws_of_rank(1)[0] == rank1  # reproducible after fairseq's reseeding
+    assert draws_of_rank(2)[0] not in (rank0, rank1)
+    monkeypatch.undo()
     torch.manual_seed(1 + 7)
-    assert torch.equal(rank0, positions.offsets(64, "cpu"))
+    assert draws[draw]() == rank0  # one process
 
 
 @pytest.mark.parametrize("task, arch, flags", [
@@ -189,7 +188,8 @@ def test_a_world_size_that_cannot_start_is_one_line(toy_bin, tmp_path):
 
 
 def test_a_world_size_other_than_the_launchers_is_one_line(toy_bin, tmp_path):
-    env = dict(os.environ, MASTER_ADDR="localhost", MASTER_PORT="29511", WORLD_SIZE="2", RANK="0", LOCAL_RANK="0")
+    env = dict(os.environ, MASTER_ADDR="localhost", MASTER_PORT="29511", WORLD_SIZE="2", RANK="0", LOCAL_RANK="0",
+               TORCHELASTIC_RUN_ID="test", LOCAL_WORLD_SIZE="2")
     result = subprocess.run([os.path.join(BIN_DIR, "fairseq-train"), toy_bin, *map(str, TRANSLATION),
                              "--distributed-world-size", "3", "--save-dir", tmp_path], capture_output=True, text=True, env=env)
     one_line_error(result, "--distributed-world-size 3", "launcher started 2 processes")

@@ -23,6 +23,7 @@ from fairseq_plugins.criterions.classification_cross_entropy import (
 )
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.mixing import mix, mixed_targets, sample_mixing_weights, soft_cross_entropy
+from fairseq_plugins.modules.rank_streams import draw_per_rank
 
 
 @dataclass
@@ -31,8 +32,9 @@ class MixupCrossEntropyConfig(ClassificationCrossEntropyConfig):
 
 
 def generator_from_trainer_seed():
-    """A numpy generator seeded from torch's global generator, which fairseq reseeds every update."""
-    return np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+    """A numpy generator seeded from torch's global generator, which fairseq reseeds every update;
+    each data-parallel worker gets a generator of its own (rank 0 the one a single process gets)."""
+    return np.random.default_rng(int(draw_per_rank(lambda generator: torch.randint(0, 2**62, (1,), generator=generator))))
 
 
 @register_criterion("mixup_cross_entropy", dataclass=MixupCrossEntropyConfig)

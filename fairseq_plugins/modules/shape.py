@@ -24,6 +24,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from fairseq_plugins.modules.rank_streams import draw_per_rank
+
 EVAL_OFFSETS = ("max", "zero")
 # fairseq's own bound on positions (SinusoidalPositionalEmbedding.max_positions).
 MAX_TABLE_POSITIONS = 100_000
@@ -68,7 +70,8 @@ class ShiftedSinusoidalPositions(nn.Module):
         if self.fixed_offset is not None:
             return torch.full((batch_size, 1), self.fixed_offset, dtype=torch.long, device=device)
         if self.training and self.max_shift > 0:
-            return torch.randint(0, self.max_shift, (batch_size, 1), device=device)
+            # Each data-parallel worker shifts its own sequences (rank 0 draws what one process draws).
+            return draw_per_rank(lambda generator: torch.randint(0, self.max_shift, (batch_size, 1), device=device, generator=generator), device)
         offset = self.max_shift if self.eval_offset == "max" else 0
         return torch.full((batch_size, 1), offset, dtype=torch.long, device=device)
 
