@@ -1,8 +1,10 @@
 """Finetuning lottery tickets with fairseq-train, for any architecture: ``ticket_<task>`` tasks.
 
 ``ticket_sentence_prediction``, ``ticket_image_classification`` and ``ticket_translation`` are
-fairseq's (and this package's) tasks with two hooks (``train_step``, ``optimizer_step``; the
-same seams as ``training_monitor.py``) and these flags:
+fairseq's (and this package's) tasks with one hook, ``train_step`` (per micro-batch: the
+regulariser goes into the loss, pruned gradients are zeroed after backward, before fairseq
+unscales, clips and steps: a seam every precision mode and data parallelism pass through), and
+these flags:
 
 - ``--ticket-mask FILE``: ``{parameter name: bool tensor}`` (1 = kept). Pruned weights stay
   exactly 0 through every update: at the first update they are set to 0 in the model, in the
