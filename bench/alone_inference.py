@@ -16,6 +16,10 @@ Prints both speeds and their ratio alone / transformer::
 
     OMP_NUM_THREADS=1 python bench/alone_inference.py
     OMP_NUM_THREADS=1 python bench/alone_inference.py --json > bench/results/alone_inference.json
+
+``--table-check`` instead times, on one thread, what each use of the kept table costs in evaluation
+(comparing every parameter and buffer with the copy kept beside it) against computing the table,
+at the quickstart's size and at the paper's WMT size (V=32k, d=512, D_inter=8192).
 """
 
 import argparse
@@ -26,12 +30,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+
+import torch
 
 from fairseq_plugins.cli.quickstart import fairseq_cli, run, train
 from fairseq_plugins.cli.user_dir import user_dir
+from fairseq_plugins.modules.alone import AloneEmbedding
 from fairseq_plugins.synthetic_translation import write_corpus
 
 ARCHS = ("transformer", "alone_transformer")
+# (V, d, D_inter): the quickstart's size with this bench's vocabulary, and the paper's WMT En-De size.
+TABLE_SIZES = ((8000, 128, 512), (32000, 512, 8192))
 SPEED = re.compile(r"Translated [\d,]+ sentences \([\d,]+ tokens\) in [\d.]+s \(([\d.]+) sentences/s")
 # fairseq-generate, with torch's lazy import of sympy (~0.5 s) done before its timer starts: torch
 # does it at the first attention over padding, inside the timer, for a standard model, and while
@@ -96,6 +106,29 @@ def sentences_per_second(data, checkpoint, args):
     return float(match.group(1))
 
 
+def seconds_per_call(call, repeats):
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - start) / repeats
+
+
+@torch.no_grad()
+def table_check_cost(vocab_size, dim, inter_dim, repeats=50):
+    """Milliseconds per use of the kept table (the check that it is current) and per computation of it."""
+    embedding = AloneEmbedding(vocab_size, dim, 1, inter_dim=inter_dim).eval()
+    embedding.embedding_matrix()  # computed and kept
+    check = seconds_per_call(embedding.embedding_matrix, repeats)
+
+    def compute():
+        embedding.train().eval()  # train() frees the kept table
+        embedding.embedding_matrix()
+
+    compute_seconds = seconds_per_call(compute, 2)
+    return {"vocab": vocab_size, "dim": dim, "inter_dim": inter_dim, "check_ms": 1e3 * check,
+            "compute_ms": 1e3 * compute_seconds, "compute_over_check": compute_seconds / check}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vocab-size", type=int, default=8000, help="joined dictionary size V")
@@ -105,7 +138,14 @@ def main(argv=None):
     parser.add_argument("--max-update", type=int, default=1, help="training updates of each model")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--table-check", action="store_true",
+                        help="time the kept table's check against computing it (one thread), instead")
     args = parser.parse_args(argv)
+    if args.table_check:
+        torch.set_num_threads(1)
+        for sizes in TABLE_SIZES:
+            print(json.dumps(table_check_cost(*sizes)))
+        return
 
     with tempfile.TemporaryDirectory() as work:
         data = binarized_toy_corpus(work, args.vocab_size, args.sentences)
