@@ -226,6 +226,21 @@ def test_dependency_parsing(treebank, heads):
     assert sum(output["sentences"] for output in outputs[2:]) == 8
 
 
+@pytest.mark.parametrize("data, flags", [
+    ("treebank", PARSER + ["--arc-head", "instance", "--label-head", "instance"]),
+    ("ner_corpus", ["--task", "span_ner", "--criterion", "span_ner", "--arch", "span_ner_bilstm", "--span-dim", 16,
+                    "--encoder-embed-dim", 16, "--encoder-hidden-dim", 16, "--max-span-length", 3]),
+])
+def test_explanations(request, data, flags):
+    _, task, model, _ = build(request.getfixturevalue(data), *flags)
+    dataset = task.load_dataset("valid")
+    with second_device():
+        report = task.explain(move_module(model).eval(), dataset, top_k=2)
+    summary = report["summary"]  # (an untrained tagger predicts no entity: only the parser's have neighbours)
+    assert summary.get("training_edges", summary.get("memory_spans")) > 0
+    assert all(len(p.get("top", p.get("neighbours"))) == 2 for p in report["predictions"])
+
+
 NER = ["--task", "span_ner", "--criterion", "span_ner", "--encoder-embed-dim", 16, "--encoder-hidden-dim", 16,
        "--span-dim", 16, "--max-span-length", 3, "--instance-sentences", 8]
 

@@ -11,12 +11,13 @@ import json
 import os
 import random
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
-from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
+from fairseq_plugins.cli.checkpoints import batches_in_index_order, load_checkpoint, load_split
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.tasks.span_ner import SpanNerConfig, SpanNerTask
 
@@ -154,11 +155,10 @@ def test_train_resume_validate_report(corpus, trained, head, extra):
     assert valid_f1 == in_training  # the same memory, rebuilt from train.conll, gives the same scores
     assert test_f1 > 50  # names of 1-3 tokens, unseen test names included: clearly learnt
     if "--word-embeddings" in extra:  # copied in when training started, frozen, kept in the checkpoint
-        state = torch.load(save_dir / "checkpoint_last.pt", weights_only=False)["model"]
-        words = [line.split()[0] for line in open(os.path.join(corpus, "dict.words.txt"))]
+        state = torch.load(save_dir / "checkpoint_last.pt", weights_only=False)
+        words = state["task_state"]["words"]  # the checkpoint's vocabulary
         for word, vector in (("Paris", VECTORS["Paris"]), ("Mary", VECTORS["mary"])):
-            row = state["encoder.embed_tokens.weight"][words.index(word) + 4]  # after <s> <pad> </s> <unk>
-            torch.testing.assert_close(row, torch.tensor(vector))
+            torch.testing.assert_close(state["model"]["encoder.embed_tokens.weight"][words.index(word)], torch.tensor(vector))
     report_file = save_dir / "report.json"
     report = run_cli("fairseq-plugins-ner-report", corpus, "--path", save_dir / "checkpoint_last.pt", "--json-file", report_file)
     rows = json.loads(report_file.read_text())["report"]
@@ -255,3 +255,67 @@ def test_presets_build_through_the_namespace_api(corpus, arch, encoder):
     args, model = build_through_namespace_api(corpus, "span_ner", arch, "--criterion", "span_ner")
     assert (args.encoder_type, args.span_head, args.span_dim) == (encoder, "instance", 100)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_training_instances_are_the_sentences_outside_the_batch(corpus):
+    from fairseq import tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from fairseq.options import get_training_parser, parse_args_and_arch
+
+    args = parse_args_and_arch(get_training_parser(), [corpus, "--user-dir", USER_DIR, "--task", "span_ner", "--arch",
+                                                       "span_ner_bilstm", "--criterion", "span_ner", "--span-head",
+                                                       "instance", "--instance-sentences", "1000"])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    model, criterion = task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+    dataset = task.load_dataset("train")
+    batch = dataset.collater([dataset[i] for i in (0, 4, 7)])
+    task.train_step(batch, model, criterion, SimpleNamespace(backward=lambda loss: loss.backward()), 1)
+    # more instance sentences asked for than there are: every training sentence but the batch's
+    assert set(batch["instances"]["id"].tolist()) == set(range(len(dataset))) - {0, 4, 7}
+
+
+def sentence_blocks(text):
+    return [block + "\n\n" for block in text.strip("\n").split("\n\n")]
+
+
+@pytest.mark.parametrize("head", ["classifier", "instance"])
+def test_a_checkpoint_maps_words_and_labels_whatever_train_conll_now_holds(tmp_path, head):
+    """Training leaves DATA as it was (read-only works); train.conll edited after training gives the
+    same scores (the classifier maps words and labels from its checkpoint, without train.conll at
+    all) or, for the instance head's memory, a one-line error naming the file."""
+    data = write_corpus(tmp_path / "data", (("train", 60, "iob2"), ("valid", 10, "iob2"), ("test", 20, "bioes")))
+    listing = sorted(os.listdir(data))
+    os.chmod(data, 0o555)  # (root writes anyway: the listing is what tells)
+    try:
+        run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "span_ner", "--criterion", "span_ner",
+                "--arch", "span_ner_bilstm", "--span-head", head, *TRAIN, "--max-update", 8, "--save-dir", tmp_path / "ck")
+    finally:
+        os.chmod(data, 0o755)
+    assert sorted(os.listdir(data)) == listing
+    checkpoint = str(tmp_path / "ck" / "checkpoint_last.pt")
+
+    def f1():
+        model, cfg, task = load_checkpoint(checkpoint)
+        dataset = load_split(task, cfg, "test")
+        criterion = task.build_criterion(cfg.criterion)
+        outputs = [task.valid_step(batch, model, criterion)[2] for batch in batches_in_index_order(dataset, 16)]
+        return [sum(output[key] for output in outputs) for key in ("ner_tp", "ner_pred", "ner_gold")]
+
+    before = f1()
+    train_file = os.path.join(data, "train.conll")
+    with open(train_file) as file:
+        blocks = sentence_blocks(file.read())
+    edits = {"15 duplicates": blocks + blocks[1:16], "20 removed": blocks[:1] + blocks[21:],
+             "new words": blocks + [blocks[1].replace(" X ", "x X ")] * 2}
+    for edit, lines in edits.items():
+        with open(train_file, "w") as file:
+            file.write("".join(lines))
+        if head == "instance":  # (fairseq-validate prints it as one line: the parsing test)
+            with pytest.raises(ConfigError, match=f"{train_file} is not the file this checkpoint was trained on"):
+                f1()
+        else:
+            assert f1() == before, edit
+    if head == "classifier":
+        os.remove(train_file)
+        assert f1() == before

@@ -53,6 +53,7 @@ from fairseq.data import Dictionary
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
+from fairseq_plugins.cli.checkpoints import batches_in_index_order
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import find_cycle
 from fairseq_plugins.options import check_choices, choice_field
@@ -227,14 +228,6 @@ class DependencyParsingTask(VocabularyInCheckpoint, FairseqTask):
         return self.vocabulary().words
 
     @property
-    def labels(self):
-        return self.vocabulary().labels
-
-    @property
-    def label_index(self):
-        return self.vocabulary().label_index
-
-    @property
     def root_index(self):
         return self.dictionary.index(ROOT)
 
@@ -342,9 +335,10 @@ class DependencyParsingTask(VocabularyInCheckpoint, FairseqTask):
             return [{**self.describe_training_edge(*memory_ids[j]), key: v} for v, j in zip(values, indices)]
 
         predictions = []
+        device = next(model.parameters()).device
         with torch.no_grad():
-            for start in range(0, len(dataset), batch_size):
-                batch = dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for batch in batches_in_index_order(dataset, batch_size):
+                batch = on_device(batch, device)
                 arc_scores, extra = model(**batch["net_input"])
                 heads, labels = model.parse(arc_scores, extra, batch["net_input"]["src_lengths"])
                 rows, dependents = (heads >= 0).nonzero(as_tuple=True)

@@ -88,6 +88,14 @@ class VocabularyInCheckpoint:
             self._vocabulary = self.build_vocabulary()
         return self._vocabulary
 
+    @property
+    def labels(self):
+        return self.vocabulary().labels
+
+    @property
+    def label_index(self):
+        return self.vocabulary().label_index
+
     def read_training_file(self, read):
         """``read(training_file)``, after checking that it is the file the loaded checkpoint was trained on."""
         result = read(self.training_file)

@@ -9,8 +9,9 @@ the IOB reading, which covers IOB1 and IOB2); entities become spans ``(start, en
 Vocabulary: the words and entity types of ``train.conll``, built when training starts and carried
 by every checkpoint (``sentence_dataset.VocabularyInCheckpoint``; nothing is written into
 ``DATA``, which may be read-only). Words not in it (e.g. a test word never seen in training) map
-to ``<unk>``; label 0 is the null label ``O`` (a span that is not an entity). ``--word-embeddings FILE`` (GloVe's text format) fills
-the embeddings of dictionary words when training starts; the checkpoint then holds them.
+to ``<unk>``; label 0 is the null label ``O`` (a span that is not an entity), then the entity
+types. ``--word-embeddings FILE`` (GloVe's text format) fills the embeddings of dictionary words
+when training starts; the checkpoint then holds them.
 
 Batches::
 
@@ -193,15 +194,6 @@ class SpanNerTask(VocabularyInCheckpoint, FairseqTask):
     @property
     def words(self):
         return self.vocabulary().words
-
-    @property
-    def labels(self):
-        """labels[0] is the null label O, then the entity types."""
-        return self.vocabulary().labels
-
-    @property
-    def label_index(self):
-        return self.vocabulary().label_index
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
