@@ -7,7 +7,7 @@ meets CUDA tensors and the step fails, which no CPU test sees. Here the "device"
 subclass (``OnSecondDevice``) that computes on the CPU but reports ``meta`` as its device, and a
 pair of modes applies CUDA's rule: an operation whose tensors are on the second device refuses a
 CPU tensor of one or more dimensions (a 0-d CPU tensor is a scalar, as CUDA allows), except where
-CUDA takes CPU tensors (indices, ``pack_padded_sequence`` lengths). Factory functions given the
+CUDA takes CPU tensors (indices, ``pack_padded_sequence``'s lengths). Factory functions given the
 second device (``torch.eye(n, device=x.device)``, ``x.new_tensor(...)``, ``t.to(device)``) create
 tensors there; ``.cpu()``, ``.tolist()`` and ``.item()`` come back to the CPU as on CUDA.
 
@@ -28,10 +28,10 @@ from fairseq import utils
 from parsing_helpers import write_treebank
 
 DEVICE = torch.device("meta")
-# Operations CUDA runs with CPU tensors among their arguments.
-TAKES_CPU_TENSORS = {torch.ops.aten._pack_padded_sequence.default, torch.ops.aten.index.Tensor,
-                     torch.ops.aten.index_put_.default, torch.ops.aten.index_put.default,
-                     torch.ops.aten._index_put_impl_.default}
+# Operations whose second argument CUDA takes on the CPU (indices; pack_padded_sequence's lengths).
+CPU_SECOND_ARGUMENT = {torch.ops.aten._pack_padded_sequence.default, torch.ops.aten.index.Tensor,
+                       torch.ops.aten.index_put_.default, torch.ops.aten.index_put.default,
+                       torch.ops.aten._index_put_impl_.default}
 CREATES = (torch.tensor, torch.as_tensor, torch.Tensor.new_tensor)
 
 
@@ -66,8 +66,9 @@ def is_second_device(device):
 def run_on_second_device(func, args, kwargs):
     leaves, _ = tree_flatten((args, kwargs))
     on_device = any(isinstance(leaf, OnSecondDevice) for leaf in leaves)
-    strays = [leaf for leaf in leaves if type(leaf) is torch.Tensor and leaf.dim() > 0]
-    if on_device and strays and func not in TAKES_CPU_TENSORS:
+    checked, _ = tree_flatten((args[:1], args[2:], kwargs) if func in CPU_SECOND_ARGUMENT else (args, kwargs))
+    strays = [leaf for leaf in checked if type(leaf) is torch.Tensor and leaf.dim() > 0]
+    if on_device and strays and func is not torch.ops.aten.copy_.default:  # copy_: from one device to another
         raise StrayTensorError(f"{func}: a CPU tensor of shape {tuple(strays[0].shape)} meets tensors on the second device")
     args, kwargs = tree_map(lambda x: x.inner if isinstance(x, OnSecondDevice) else x, (args, kwargs))
     if kwargs.get("device") is not None:
@@ -147,6 +148,10 @@ def test_the_device_refuses_stray_cpu_tensors_as_cuda_does():
         assert isinstance(torch.eye(3, device=x.device), OnSecondDevice)
         assert isinstance(torch.tensor([1, 2], device=x.device), OnSecondDevice)
         assert x[torch.tensor([0, 2])].shape == (2, 4)  # CPU indices, as CUDA takes them
+        with pytest.raises(StrayTensorError, match="aten.index_put"):
+            x[torch.tensor([0, 2])] = torch.zeros(2, 4)  # but not CPU values
+        x[0:2] = torch.zeros(2, 4)  # a copy from the CPU
+        assert x.cpu()[:2].eq(0).all()
         assert x.cpu().device.type == "cpu" and len(x.tolist()) == 3
         with pytest.raises(StrayTensorError, match="aten.add"):
             x + torch.ones(4)
