@@ -47,6 +47,7 @@ setup(
             "fairseq-plugins-ensemble = fairseq_plugins.cli.ensemble:main",
             "fairseq-plugins-explain = fairseq_plugins.cli.explain:main",
             "fairseq-plugins-ner-report = fairseq_plugins.cli.ner_report:main",
+            "fairseq-plugins-predict = fairseq_plugins.cli.predict:main",
             "fairseq-plugins-nerf = fairseq_plugins_nerf.cli:main",
         ]
     },

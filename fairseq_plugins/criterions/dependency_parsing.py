@@ -11,7 +11,10 @@ that training never saw adds no label term.
 
 Outside training, every batch is also decoded (the model's ``--decoder``) and scored, for the
 metrics the task documents: ``uas``, ``las`` (punctuation excluded), ``uas_punct``,
-``las_punct`` and ``well_formed``, in percent.
+``las_punct`` and ``well_formed``, in percent, and ``las_ud``: LAS as the CoNLL 2018 shared
+task's evaluator (``conll18_ud_eval.py``) computes it, punctuation included and labels compared
+by their universal relation only (``nmod:poss`` counts as ``nmod``). ``las_punct`` compares the
+full labels, subtypes included.
 """
 
 import math
@@ -27,19 +30,31 @@ from fairseq.logging import metrics
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import is_tree
 
-COUNTS = ("words", "heads_ok", "labels_ok", "words_punct", "heads_ok_punct", "labels_ok_punct", "sentences", "trees")
+COUNTS = ("words", "heads_ok", "labels_ok", "words_punct", "heads_ok_punct", "labels_ok_punct", "universal_labels_ok",
+          "sentences", "trees")
 PERCENTAGES = {  # metric: (numerator, denominator)
     "uas": ("heads_ok", "words"),
     "las": ("labels_ok", "words"),
     "uas_punct": ("heads_ok_punct", "words_punct"),
     "las_punct": ("labels_ok_punct", "words_punct"),
+    "las_ud": ("universal_labels_ok", "words_punct"),
     "well_formed": ("trees", "sentences"),
 }
 
 
-def attachment_counts(sample, heads, labels):
-    """Counts of COUNTS for predicted ``heads`` and ``labels`` (B, T) against the sample's gold ones."""
+def universal_label_indices(labels):
+    """(L,) for each label the index of its universal relation (the part before ':'): ``nmod:poss`` -> ``nmod``."""
+    universal = {}
+    return torch.tensor([universal.setdefault(label.split(":")[0], len(universal)) for label in labels])
+
+
+def attachment_counts(sample, heads, labels, universal):
+    """Counts of COUNTS for predicted ``heads`` and ``labels`` (B, T) against the sample's gold ones;
+    ``universal``: ``universal_label_indices`` of the task's labels."""
     gold_heads, gold_labels = sample["target"], sample["labels"]
+    universal = universal.to(labels.device)
+    universal_ok = (heads == gold_heads) & (gold_labels >= 0) & (
+        universal[labels.clamp(min=0)] == universal[gold_labels.clamp(min=0)])
     scored = sample["scored"] & (gold_heads >= 0)
     without_punct = scored & ~sample["punct"]
     head_ok = heads == gold_heads
@@ -53,6 +68,7 @@ def attachment_counts(sample, heads, labels):
         "words_punct": int(scored.sum()),
         "heads_ok_punct": int((head_ok & scored).sum()),
         "labels_ok_punct": int((label_ok & scored).sum()),
+        "universal_labels_ok": int((universal_ok & scored).sum()),
         "sentences": len(lengths),
         "trees": sum(is_tree(predicted[row, :length]) for row, length in enumerate(lengths)),
     }
@@ -87,7 +103,8 @@ class DependencyParsingCriterion(FairseqCriterion):
         if not model.training:
             with torch.no_grad():
                 predicted_heads, predicted_labels = model.parse(arc_scores, extra, sample["net_input"]["src_lengths"])
-            output.update(attachment_counts(sample, predicted_heads, predicted_labels))
+            output.update(attachment_counts(sample, predicted_heads, predicted_labels,
+                                            universal_label_indices(self.task.labels)))
         return loss, sample_size, output
 
     @staticmethod

@@ -47,6 +47,7 @@ from fairseq_plugins.modules.tree_decoding import DECODERS, decode
 from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
 
 HEADS = ("instance", "weight")
+ROOT_LABEL = "root"
 
 
 @dataclass
@@ -64,8 +65,9 @@ class DependencyParserConfig(TokenEncoderConfig):
 
 @register_model("dependency_parser", dataclass=DependencyParserConfig)
 class DependencyParser(BaseFairseqModel):
-    def __init__(self, cfg, dictionary, num_labels):
+    def __init__(self, cfg, dictionary, num_labels, root_label=None):
         super().__init__()
+        self.root_label = root_label  # index of the label ``root`` (UD: exactly the word attached to 0 has it)
         check_choices(cfg, DependencyParserConfig)
         for name in ("mlp_dim", "edge_dim"):
             if getattr(cfg, name) < 1:
@@ -97,7 +99,7 @@ class DependencyParser(BaseFairseqModel):
         if not hasattr(task, "labels"):
             raise ConfigError("--arch dependency_parser_*: needs --task dependency_parsing")
         dataclass_defaults(cfg, DependencyParserConfig)
-        return cls(cfg, task.source_dictionary, len(task.labels))
+        return cls(cfg, task.source_dictionary, len(task.labels), task.label_index.get(ROOT_LABEL))
 
     def set_instances(self, labels, ids, arc=None, label=None):
         """Replace the instance sets by gold edges: ``labels`` (N,), ``ids`` (N, 2) = (sentence, dependent),
@@ -154,13 +156,28 @@ class DependencyParser(BaseFairseqModel):
 
     def parse(self, arc_scores, extra, lengths):
         """Decoded heads and labels (B, T), -1 at the root and padding; ``lengths`` count the root."""
+        heads = self.decode_heads(arc_scores, lengths)
+        return heads, self.choose_labels(self.label_scores(extra, heads), heads)
+
+    def decode_heads(self, arc_scores, lengths):
+        """Heads (B, T) decoded by ``--decoder`` from arc scores (B, T, T), -1 at the root and padding."""
         heads = torch.full(arc_scores.shape[:2], -1, dtype=torch.long)
         scores = arc_scores.detach().double().cpu().numpy()
         for row, length in enumerate(lengths.tolist()):
             heads[row, :length] = torch.from_numpy(decode(scores[row, :length, :length], self.cfg.decoder))
-        heads = heads.to(arc_scores.device)
-        labels = self.label_scores(extra, heads).argmax(-1).masked_fill(heads < 0, -1)
-        return heads, labels
+        return heads.to(arc_scores.device)
+
+    def choose_labels(self, label_scores, heads):
+        """The best label of each edge (B, T), -1 at the root and padding. With a ``root`` label (UD), a
+        word attached to 0 gets ``root`` and any other word its best other label, as the UD validator
+        requires (the label head alone may give ``root`` to a word whose head is not 0)."""
+        if self.root_label is not None:
+            is_root_label = torch.zeros(label_scores.size(-1), dtype=torch.bool, device=label_scores.device)
+            is_root_label[self.root_label] = True
+            attached_to_0 = (heads == 0).unsqueeze(-1)
+            label_scores = label_scores.masked_fill(is_root_label & ~attached_to_0, float("-inf"))
+            label_scores = label_scores.masked_fill(~is_root_label & attached_to_0, float("-inf"))
+        return label_scores.argmax(-1).masked_fill(heads < 0, -1)
 
     def max_positions(self):
         return self.cfg.max_positions

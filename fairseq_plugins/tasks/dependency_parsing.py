@@ -59,6 +59,7 @@ from fairseq_plugins.modules.tree_decoding import find_cycle
 from fairseq_plugins.options import check_choices, choice_field
 from fairseq_plugins.tasks.sentence_dataset import (LengthOrderedSentences, VocabularyInCheckpoint, on_device,
                                                      vocabulary)
+from fairseq_plugins.tasks.text_input import numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +92,18 @@ def is_punctuation(word):
     return bool(word) and all(unicodedata.category(char).startswith("P") for char in word)
 
 
+def is_word_index(text):
+    """ASCII digits only: ``str.isdigit`` also accepts other scripts' digits and superscripts."""
+    return text.isascii() and text.isdigit()
+
+
 def _word_line(path, number, line, expected_id):
     columns = line.split("\t")
     if len(columns) != 10:
         raise ConfigError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, got {len(columns)}")
     if columns[0] != str(expected_id):
         raise ConfigError(f"{path}:{number}: word id {columns[0]!r} where {expected_id} was expected (ids run 1, 2, ...)")
-    if not columns[6].isdigit():
+    if not is_word_index(columns[6]):
         raise ConfigError(f"{path}:{number}: HEAD {columns[6]!r} is not a word index")
     if columns[7] in ("", "_"):
         raise ConfigError(f"{path}:{number}: word {expected_id} has no DEPREL label")
@@ -122,33 +128,70 @@ def _sentence(path, lines, name, first):
                     heads, [columns[7] for _, columns in lines])
 
 
+def conllu_blocks(path, lines):
+    """``(first line number, sent_id or None, every line, word lines as (number, line))`` of each
+    sentence of CoNLL-U ``lines`` (``(number, text)`` pairs), lazily."""
+    block, words, sent_id, first = [], [], None, None
+    for number, line in lines:
+        if not line.strip():
+            if block:
+                yield first, sent_id, block, words
+            block, words, sent_id, first = [], [], None, None
+            continue
+        first = first or number
+        block.append(line)
+        if line.startswith("#"):
+            match = re.match(r"#\s*sent_id\s*=\s*(\S+)", line)
+            sent_id = match.group(1) if match and not words else sent_id
+        elif not MULTIWORD_OR_EMPTY.match(line.split("\t", 1)[0]):
+            words.append((number, line))
+    if block:
+        yield first, sent_id, block, words
+
+
 def read_conllu(path):
     """The sentences of a CoNLL-U file; one-line ConfigErrors for anything malformed (see module docstring)."""
     if not os.path.isfile(path):
         raise ConfigError(f"{path} does not exist")
-    sentences, lines, sent_id, first = [], [], None, None
-
-    def finish():
-        if lines:
-            sentences.append(_sentence(path, lines, sent_id or f"#{len(sentences) + 1}", first))
-
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                finish()
-                lines, sent_id, first = [], None, None
-                continue
-            first = first or number
-            if line.startswith("#"):
-                match = re.match(r"#\s*sent_id\s*=\s*(\S+)", line)
-                sent_id = match.group(1) if match and not lines else sent_id
-            elif not MULTIWORD_OR_EMPTY.match(line.split("\t", 1)[0]):
-                lines.append((number, _word_line(path, number, line, len(lines) + 1)))
-    finish()
+    sentences = []
+    for first, sent_id, _, words in conllu_blocks(path, numbered_lines(path)):
+        if words:
+            columns = [(number, _word_line(path, number, line, i)) for i, (number, line) in enumerate(words, 1)]
+            sentences.append(_sentence(path, columns, sent_id or f"#{len(sentences) + 1}", first))
     if not sentences:
         raise ConfigError(f"{path} holds no sentences")
     return sentences
+
+
+def sentences_to_parse(path, lines):
+    """``(Sentence or None, the block's lines)`` of each sentence of CoNLL-U input to parse, lazily:
+    HEAD and DEPREL may be ``_`` (or anything: they are ignored); a block without words gives None."""
+    for count, (first, sent_id, block, words) in enumerate(conllu_blocks(path, lines), 1):
+        forms, lemmas, tags = [], [], []
+        for i, (number, line) in enumerate(words, 1):
+            columns = line.split("\t")
+            if len(columns) != 10:
+                raise ConfigError(f"{path}:{number}: expected 10 tab-separated CoNLL-U columns, got {len(columns)}")
+            if columns[0] != str(i):
+                raise ConfigError(f"{path}:{number}: word id {columns[0]!r} where {i} was expected (ids run 1, 2, ...)")
+            forms.append(columns[1])
+            lemmas.append(columns[2])
+            tags.append(columns[3])
+        sentence = Sentence(sent_id or f"#{count}", first, forms, lemmas, tags, [0] * len(forms), ["_"] * len(forms))
+        yield (sentence if words else None), block
+
+
+def with_parse(block, heads, labels):
+    """The lines of ``block`` with HEAD and DEPREL of its words replaced; every other line and column as it was."""
+    out, word = [], 0
+    for line in block:
+        columns = line.split("\t")
+        if not line.startswith("#") and not MULTIWORD_OR_EMPTY.match(columns[0]):
+            columns[6], columns[7] = str(heads[word]), labels[word]
+            word += 1
+            line = "\t".join(columns)
+        out.append(line)
+    return out
 
 
 class DependencyDataset(LengthOrderedSentences):
@@ -244,6 +287,11 @@ class DependencyParsingTask(VocabularyInCheckpoint, FairseqTask):
     def load_dataset(self, split, combine=False, **kwargs):
         path = os.path.join(self.cfg.data, f"{split}.conllu")
         sentences = self.train_sentences if split == "train" else read_conllu(path)
+        self.datasets[split] = self.dataset_of(sentences, path, shuffle=split == "train")
+        return self.datasets[split]
+
+    def dataset_of(self, sentences, path, shuffle=False):
+        """A dataset of ``sentences`` (read from ``path``, named in errors), e.g. new input to parse."""
         for s in sentences:
             if len(s.heads) + 1 > self.cfg.max_positions:
                 raise ConfigError(
@@ -251,8 +299,7 @@ class DependencyParsingTask(VocabularyInCheckpoint, FairseqTask):
                     f"{self.cfg.max_positions} allows (words + 1 for the root); raise --max-positions"
                 )
         items = [self.tensorize(s) for s in sentences]
-        self.datasets[split] = DependencyDataset(sentences, items, self.dictionary.pad(), split == "train", self.cfg.seed)
-        return self.datasets[split]
+        return DependencyDataset(sentences, items, self.dictionary.pad(), shuffle, self.cfg.seed)
 
     # --- instance set ---------------------------------------------------------------------------
 

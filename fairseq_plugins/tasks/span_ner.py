@@ -34,6 +34,7 @@ Evaluation (``criterions/span_ner.py``): seqeval's strict IOB2 precision, recall
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,7 @@ from fairseq_plugins.modules.spans import (
 from fairseq_plugins.options import check_choices, choice_field
 from fairseq_plugins.tasks.sentence_dataset import (LengthOrderedSentences, VocabularyInCheckpoint, on_device,
                                                      vocabulary)
+from fairseq_plugins.tasks.text_input import numbered_lines
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +84,17 @@ class Sentence:
         self.words, self.entities, self.line = words, entities, line
 
 
-def read_conll(path, scheme):
+TAG = re.compile(r"^(O|[BIES]-\S+)$")
+
+
+def comment_error(path, number, line):
+    return ConfigError(f"{path}:{number}: {line.strip()!r} looks like a comment line, which CoNLL NER files do not "
+                       "have (one token and its tag per line); remove it")
+
+
+def read_conll(path, scheme, lines=None):
     """The sentences of a CoNLL file; a bad line or tag is a one-line error naming file and line."""
-    if not os.path.exists(path):
+    if lines is None and path != "-" and not os.path.exists(path):
         raise ConfigError(f"{path} does not exist")
     sentences, rows = [], []  # rows: (line number, token, tag)
 
@@ -93,17 +103,19 @@ def read_conll(path, scheme):
             sentences.append(rows[:])
             rows.clear()
 
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            columns = line.split()
-            if not columns:
-                end_sentence()
-            elif columns[0] == DOCSTART:
-                end_sentence()
-            elif len(columns) < 2:
-                raise ConfigError(f"{path}:{number}: a token line needs the token and its tag (last column), got {line.strip()!r}")
-            else:
-                rows.append((number, columns[0], columns[-1]))
+    for number, line in lines if lines is not None else numbered_lines(path):
+        columns = line.split()
+        if not columns:
+            end_sentence()
+        elif columns[0] == DOCSTART:
+            end_sentence()
+        elif len(columns) < 2:
+            raise ConfigError(f"{path}:{number}: a token line needs the token and its tag (last column), got {line.strip()!r}; "
+                              "fairseq-plugins-predict reads files without tags")
+        elif columns[0].startswith("#") and not TAG.match(columns[-1]):
+            raise comment_error(path, number, line)
+        else:
+            rows.append((number, columns[0], columns[-1]))
     end_sentence()
     if not sentences:
         raise ConfigError(f"{path}: no sentences (one token and its tag per line, a blank line between sentences)")
@@ -118,6 +130,32 @@ def read_conll(path, scheme):
             raise ConfigError(f"{path}:{sentence[position][0]}: {message}; set --tag-scheme (one of {', '.join(SCHEMES)})") from None
         result.append(Sentence([word for _, word, _ in sentence], entities, sentence[0][0]))
     return result
+
+
+def untagged_conll_sentences(lines, path):
+    """Sentences (no entities) of CoNLL lines without tags, lazily: the token is each line's first
+    column, a blank line ends a sentence; ``lines``: ``(number, text)`` pairs."""
+    words, first = [], None
+    for number, line in lines:
+        columns = line.split()
+        if not columns or columns[0] == DOCSTART:
+            if words:
+                yield Sentence(words, [], first)
+            words, first = [], None
+        elif columns[0].startswith("#") and len(columns) > 1 and not TAG.match(columns[-1]):
+            raise comment_error(path, number, line)
+        else:
+            words.append(columns[0])
+            first = first or number
+    if words:
+        yield Sentence(words, [], first)
+
+
+def raw_text_sentences(lines):
+    """One sentence per non-blank line, tokens split at whitespace, lazily."""
+    for number, line in lines:
+        if line.split():
+            yield Sentence(line.split(), [], number)
 
 
 class SpanNerDataset(LengthOrderedSentences):
@@ -173,7 +211,7 @@ class SpanNerTask(VocabularyInCheckpoint, FairseqTask):
             raise ConfigError(f"--max-span-length must be >= 1 (got {cfg.max_span_length})")
         if cfg.instance_sentences < 1:
             raise ConfigError(f"--instance-sentences must be >= 1 (got {cfg.instance_sentences})")
-        if not os.path.isdir(cfg.data):
+        if not from_checkpoint and not os.path.isdir(cfg.data):  # a checkpoint carries its vocabulary
             raise ConfigError(f"DATA {cfg.data!r} is not a directory (it must hold train.conll and valid.conll)")
         task = cls(cfg)
         if not from_checkpoint:  # training: a bad training file stops fairseq-train before anything is built
@@ -207,6 +245,12 @@ class SpanNerTask(VocabularyInCheckpoint, FairseqTask):
     def load_dataset(self, split, combine=False, **kwargs):
         path = os.path.join(self.cfg.data, f"{split}.conll")
         sentences = self.read_training_file(self.read_split) if split == "train" else self.read_split(path)
+        self.datasets[split] = self.dataset_of(sentences, path, shuffle=split == "train")
+        logger.info("%s: %d sentences, %d entities", path, len(sentences), sum(len(s.entities) for s in sentences))
+        return self.datasets[split]
+
+    def dataset_of(self, sentences, path, shuffle=False):
+        """A dataset of ``sentences`` (read from ``path``, named in errors), e.g. new text to tag."""
         for sentence in sentences:
             if len(sentence.words) > self.cfg.max_positions:
                 raise ConfigError(f"{path}:{sentence.line}: a sentence of {len(sentence.words)} tokens is longer "
@@ -215,10 +259,8 @@ class SpanNerTask(VocabularyInCheckpoint, FairseqTask):
                 if kind not in self.label_index:
                     raise ConfigError(f"{path}:{sentence.line}: entity type {kind!r} is not one the model was trained "
                                       f"on (the types of train.conll: {', '.join(self.labels[1:])})")
-        self.datasets[split] = SpanNerDataset(sentences, self.words, self.label_index, self.cfg.max_span_length,
-                                              shuffle=split == "train", seed=self.cfg.seed)
-        logger.info("%s: %d sentences, %d entities", path, len(sentences), sum(len(s.entities) for s in sentences))
-        return self.datasets[split]
+        return SpanNerDataset(sentences, self.words, self.label_index, self.cfg.max_span_length,
+                              shuffle=shuffle, seed=self.cfg.seed)
 
     def train_dataset(self):
         if "train" not in self.datasets:
