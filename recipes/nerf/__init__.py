@@ -6,10 +6,17 @@ registries (registry.py) with the parts defined in its modules.
 """
 
 import os
+import sys
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. With spinning threads, two
-# threads on a 2-core machine that other jobs share trained 6x slower than one (120 iterations: 132 s
-# against 23 s; 22 s with passive waiting).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+    # Idle OpenMP threads sleep instead of spinning, in this process: on 2 cores shared with other
+    # jobs, 2 spinning threads trained 7-10x slower (bench/nerf_grid_read.py). OpenMP reads the
+    # policy once, as torch loads it; it is then taken out again, so that the processes this one
+    # starts keep their own default.
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        import torch  # noqa: F401
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
 
 from . import data, edits, fields, queries, teachers  # noqa: E402, F401  (registers the parts)

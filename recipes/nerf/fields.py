@@ -18,10 +18,6 @@ from torch import nn
 from .registry import register_field
 
 
-# Fewer points than this are read in one grid_sample call: splitting them would cost more than it saves.
-MIN_POINTS_TO_SPLIT = 4096
-
-
 def grid_shape(aabb, resolution):
     """Voxels per axis (x, y, z): ``resolution`` along the longest side, cubic voxels."""
     extent = (aabb[1] - aabb[0]).tolist()
@@ -43,13 +39,11 @@ class VoxelGrid(nn.Module):
     def forward(self, points):
         """Values [P,C] at points [P,3] (clamped to the box)."""
         normalised = ((points - self.aabb[0]) / (self.aabb[1] - self.aabb[0]) * 2 - 1).clamp(-1, 1)
-        # On CPU, grid_sample runs one thread per batch item: the points go in as one batch item per
-        # thread, all reading the same grid (an expanded view).
-        count, parts = len(points), torch.get_num_threads() if points.device.type == "cpu" and len(points) >= MIN_POINTS_TO_SPLIT else 1
-        per_part = -(-count // parts)
-        normalised = F.pad(normalised, (0, 0, 0, per_part * parts - count)).view(parts, 1, 1, per_part, 3)
-        values = F.grid_sample(self.grid.expand(parts, -1, -1, -1, -1), normalised, mode="bilinear", align_corners=True)
-        return values.permute(0, 2, 3, 4, 1).reshape(-1, self.grid.shape[1])[:count]
+        # One grid_sample call, so one thread on CPU. Reading the points as one batch item per thread
+        # over an expanded grid made the backward allocate a grid-sized gradient per thread, and was
+        # slower on 2 shared cores in training and rendering alike (bench/nerf_grid_read.py).
+        values = F.grid_sample(self.grid, normalised.view(1, 1, 1, -1, 3), mode="bilinear", align_corners=True)
+        return values.view(self.grid.shape[1], -1).t()
 
 
 @register_field("radiance-grid")

@@ -26,8 +26,8 @@ from .registry import DATASETS, FIELDS, TEACHERS, ConfigError, lookup
 from .teachers import build_teacher
 
 
-# A guess, unmeasured (the machine here has 2 cores): grid reads split into one part per thread, and
-# parts of a few thousand points stop paying for the extra pass over the grid's gradient.
+# A guess, unmeasured above 2 threads (the machine here has 2 cores). Grid reads run on one thread
+# each (fields.py), so further threads only share out the elementwise and per-ray work.
 MAX_AUTO_THREADS = 8
 
 
