@@ -94,9 +94,8 @@ def test_translation_trains_validates_and_decodes(name, toy_bin, tmp_path, numbe
 
 
 def alone_logits(model, batch):
-    model.eval()
     with torch.no_grad():
-        return model(*batch)[0].float()
+        return model(*batch)[0]
 
 
 def test_alone_kept_table_is_fresh_after_each_training_step(numbers):
@@ -104,26 +103,25 @@ def test_alone_kept_table_is_fresh_after_each_training_step(numbers):
     after a fused Adam step and after ``.half()``."""
     flags = ["--arch", "alone_transformer", *TINY_MODEL, "--share-all-embeddings", "--alone-inter-dim", "64"]
     torch.manual_seed(0)
-    model = model_from_flags(flags, 300).to(DEVICE)
+    model = model_from_flags(flags, 300).to(DEVICE).eval()  # eval() once: it may free the table, hiding staleness
     batch = (torch.randint(4, 300, (2, 7), device=DEVICE), torch.tensor([7, 7], device=DEVICE),
              torch.randint(4, 300, (2, 5), device=DEVICE))
 
     def fresh_copy_logits(dtype):
-        copy = model_from_flags(flags, 300).to(DEVICE, dtype)
+        copy = model_from_flags(flags, 300).to(DEVICE, dtype).eval()
         copy.load_state_dict(model.state_dict())
         return alone_logits(copy, batch)
 
     before = alone_logits(model, batch)
     assert torch.equal(alone_logits(model, batch), before)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
-    model.train()
-    model(*batch)[0].float().logsumexp(-1).mean().backward()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)  # writes without a version bump
+    model(*batch)[0].logsumexp(-1).mean().backward()  # still in eval mode: nothing but the step touches the table
     optimizer.step()
     after_step = alone_logits(model, batch)
     numbers["max_change_after_step"] = (after_step - before).abs().max().item()
     assert numbers["max_change_after_step"] > 0
     torch.testing.assert_close(after_step, fresh_copy_logits(torch.float32), rtol=1e-4, atol=1e-4)
-    if ON_GPU:  # half precision matmuls: the device's
+    if ON_GPU:  # a table kept from the fp32 weights would not be float16 (assert_close compares dtypes)
         model.half()
         torch.testing.assert_close(alone_logits(model, batch), fresh_copy_logits(torch.float16), rtol=2e-3, atol=2e-3)
 
