@@ -55,6 +55,10 @@ def load(paths, data=None, dip_eval_samples=None):
     if dip_eval_samples is not None:
         overrides["dip_eval_samples"] = dip_eval_samples
     members = [load_checkpoint(path, data, overrides) for path in paths]
+    for (_, cfg, _), path in zip(members, paths):
+        if dip_eval_samples is not None and cfg.criterion._name != "dip_cross_entropy":
+            raise ConfigError(f"--dip-eval-samples: {path} was trained with --criterion {cfg.criterion._name}, "
+                              "not dip_cross_entropy; leave the flag out")
     return PREDICTORS[name](members, paths)
 
 
@@ -239,22 +243,19 @@ class ImageClassifier(Predictor):
         probabilities = []
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start:start + batch_size].to(self.device)
-            probabilities.append(torch.stack([self.probabilities(model, cfg, batch) for model, cfg, _ in self.members]).mean(0))
+            ids = torch.arange(start, start + len(batch))
+            probabilities.append(torch.stack([self.probabilities(model, cfg, batch, ids) for model, cfg, _ in self.members]).mean(0))
         return torch.cat(probabilities).cpu() if probabilities else torch.empty(0, self.task.num_classes)
 
-    def probabilities(self, model, cfg, images):
-        criterion = cfg.criterion._name if hasattr(cfg.criterion, "_name") else None
-        if criterion == "dip_cross_entropy":
-            return dip_probabilities(model, cfg, self.task, images)
+    def probabilities(self, model, cfg, images, ids):
+        """Softmax of the model's logits; a DIP checkpoint: its criterion's S-sample predictor, whose draws
+        depend on the example's index (``ids``), as in fairseq-validate on a split in the same order."""
+        if cfg.criterion._name == "dip_cross_entropy":
+            from fairseq import criterions
+
+            criterion = criterions.build_criterion(cfg.criterion, self.task)
+            return criterion.log_probs(model, {"images": images}, ids).float().exp()
         return model(images=images)[0].float().softmax(-1)
-
-
-def dip_probabilities(model, cfg, task, images):
-    """DIP's test-time prediction without labels: the criterion's S-sample mixture with its reference pool."""
-    from fairseq import criterions
-
-    criterion = criterions.build_criterion(cfg.criterion, task)
-    return criterion.predict_probabilities(model, images)
 
 
 PREDICTORS = {"span_ner": SpanTagger, "dependency_parsing": Parser, "image_classification": ImageClassifier}

@@ -70,22 +70,26 @@ class DipCrossEntropyCriterion(ClassificationCrossEntropyCriterion):
                 )
             self.fill_reference_pool(model)
         target = sample["target"].view(-1)
-        features, padding = model.features_at_mixing_point(**sample["net_input"])
+        log_probs = self.log_probs(model, sample["net_input"], sample["id"])
+        loss = F.nll_loss(log_probs, target, reduction="sum")
+        return loss, target.numel(), self.logging_output(sample, loss, log_probs, target)
+
+    def log_probs(self, model, net_input, ids):
+        """log f(x) (B, C) of the batch ``net_input`` whose examples have indices ``ids`` (the evaluation
+        draws depend on them); no labels needed, so fairseq-plugins-predict predicts with it."""
+        pool = model.reference_pool
+        features, padding = model.features_at_mixing_point(**net_input)
         if model.training:
             weights, references = training_draws(
-                generator_from_trainer_seed(), target.numel(), self.cfg.dip_train_samples, self.cfg.dip_alpha, len(pool)
+                generator_from_trainer_seed(), len(ids), self.cfg.dip_train_samples, self.cfg.dip_alpha, len(pool)
             )
         else:
-            weights, references = evaluation_draws(
-                self.cfg.seed, sample["id"], self.cfg.dip_eval_samples, self.cfg.dip_alpha, len(pool)
-            )
+            weights, references = evaluation_draws(self.cfg.seed, ids, self.cfg.dip_eval_samples, self.cfg.dip_alpha, len(pool))
         reference_features, reference_padding = model.features_at_mixing_point(**pool.select(references.view(-1)))
-        log_probs = dip_log_probs(
+        return dip_log_probs(
             model.forward_from_mixing_point, features, padding, reference_features, reference_padding,
             weights.to(features.device),
         )
-        loss = F.nll_loss(log_probs, target, reduction="sum")
-        return loss, target.numel(), self.logging_output(sample, loss, log_probs, target)
 
     def fill_reference_pool(self, model):
         dataset = self.task.dataset("train")

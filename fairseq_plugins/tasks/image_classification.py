@@ -227,6 +227,9 @@ class ImageClassificationTask(FairseqTask):
     def __init__(self, cfg, splits):
         super().__init__(cfg)
         self.splits = splits
+        if "train" not in splits:  # set up from a checkpoint without its data: load_state_dict sets both
+            self.image_shape = self.num_classes = None
+            return
         train_images, train_labels = splits["train"]
         self.image_shape = tuple(train_images.shape[1:])  # (C, H, W)
         self.num_classes = int(train_labels.max()) + 1
@@ -237,8 +240,10 @@ class ImageClassificationTask(FairseqTask):
                 raise ConfigError(f"{split} has label {int(labels.max())}, above the largest training label {self.num_classes - 1}")
 
     @classmethod
-    def setup_task(cls, cfg, **kwargs):
+    def setup_task(cls, cfg, from_checkpoint=False, **kwargs):
         check_choices(cfg, ImageClassificationConfig)
+        if from_checkpoint and cfg.data_format != "sklearn_digits" and not os.path.isdir(cfg.data):
+            return cls(cfg, {})  # predicting: the checkpoint carries the image shape and the classes
         data_format = resolve_format(cfg.data, cfg.data_format)
         if data_format == "idx":
             raw = load_idx(cfg.data, cfg.valid_size)
@@ -251,6 +256,21 @@ class ImageClassificationTask(FairseqTask):
             "%s: %s", data_format, ", ".join(f"{split} {len(labels)}" for split, (_, labels) in splits.items())
         )
         return cls(cfg, splits)
+
+    def build_model(self, cfg, from_checkpoint=False):
+        if self.image_shape is None:
+            raise ConfigError(f"{self.cfg.data} does not exist, and this checkpoint was written before checkpoints "
+                              "carried the image shape and classes: pass the data directory it was trained on")
+        return super().build_model(cfg, from_checkpoint)
+
+    def state_dict(self):
+        """Saved in every checkpoint (``task_state``): what building the model needs, so that a
+        checkpoint predicts without its data directory."""
+        return {"image_shape": list(self.image_shape), "num_classes": self.num_classes}
+
+    def load_state_dict(self, state):
+        if "image_shape" in state and not self.splits:
+            self.image_shape, self.num_classes = tuple(state["image_shape"]), state["num_classes"]
 
     def load_dataset(self, split, combine=False, **kwargs):
         if split not in self.splits:
