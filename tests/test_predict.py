@@ -89,7 +89,7 @@ def test_ner_predict_gives_fairseq_validates_f1(ner, head, tmp_path):
     assert tagger.tag(sentences) == [tags for _, tags in predicted]
     raw = tmp_path / "test.txt"
     raw.write_text("".join(" ".join(words) + "\n" for words in sentences))
-    assert conll_output(predict("--path", checkpoint, "--input", raw).stdout) == predicted
+    assert conll_output(predict("--path", checkpoint, "--input", raw, "--user-dir", USER_DIR).stdout) == predicted
 
 
 def test_ner_json_lines_and_explanations(ner):
@@ -151,6 +151,7 @@ def test_ner_input_errors_name_file_and_line(ner, tmp_path):
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
         one_line_error(predict("--path", checkpoint, "--input", tmp_path / name, "--input-format", "conll", check=False), message)
+    one_line_error(predict("--path", checkpoint, "--user-dir", tmp_path / "nowhere", check=False), "--user-dir", "no such directory")
     (tmp_path / "tagged.conll").write_text("# text = John lives\nJohn B-PER\n")
     with pytest.raises(ConfigError, match="tagged.conll:1: .* looks like a comment line"):
         read_conll(str(tmp_path / "tagged.conll"), "auto")
@@ -374,3 +375,22 @@ def test_image_ensemble_is_the_mean_of_its_members(digits):
 def test_ensemble_members_need_one_task(digits, parsers):
     one_line_error(predict("--path", f"{digits[0]['erm'][0]}:{parsers[0]['weight'][0]}", "--input", digits[1], check=False),
                    "an ensemble needs one task")
+
+
+# --- fairseq-validate without --task ------------------------------------------------------------
+
+def test_fairseq_validate_without_task_uses_the_checkpoints_task(ner):
+    """fairseq-validate as compat.apply() sets it up (``validate_task.use_the_checkpoints_task()``): the
+    checkpoint's task, the F1 that --task span_ner gives (fairseq's own parser: KeyError: None)."""
+    import subprocess
+    import sys
+
+    runs, test_file = ner
+    checkpoint, f1, data = runs["instance"]
+    command = ("import sys; from fairseq_plugins.validate_task import use_the_checkpoints_task; "
+               "use_the_checkpoints_task(); from fairseq_cli.validate import cli_main; sys.argv[0] = 'fairseq-validate'; cli_main()")
+    result = subprocess.run([sys.executable, "-c", command, data, "--user-dir", USER_DIR, "--path", checkpoint,
+                             "--valid-subset", "test", "--batch-size", "32", "--num-workers", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert metrics(result)["f1"] == f1

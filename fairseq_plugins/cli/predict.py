@@ -166,10 +166,14 @@ def predict_images(predictor, args, out):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    logging.getLogger().setLevel(logging.WARNING)  # fairseq's modules configure INFO when imported
     if args.user_dir:
         from fairseq import utils
 
-        utils.import_user_module(Namespace(user_dir=args.user_dir))
+        try:
+            utils.import_user_module(Namespace(user_dir=args.user_dir))
+        except FileNotFoundError:
+            raise ConfigError(f"--user-dir {args.user_dir}: no such directory") from None
     from fairseq_plugins import hub
     from fairseq_plugins.tasks.text_input import numbered_lines
 
