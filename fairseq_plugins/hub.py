@@ -219,7 +219,28 @@ class Parser(Predictor):
         return [{"sentence": s.name, "arcs": arcs.get(s.name, [])} for s in sentences]
 
 
-class ImageClassifier(Predictor):
+class Classifier(Predictor):
+    """What image and sentence classifiers share: the members' probabilities, averaged."""
+
+    @torch.no_grad()
+    def mean_probabilities(self, net_input, ids):
+        net_input = on_device(net_input, self.device)
+        return torch.stack([self.probabilities(model, cfg, net_input, ids) for model, cfg, _ in self.members]).mean(0).cpu()
+
+    def probabilities(self, model, cfg, net_input, ids):
+        """Softmax of the model's logits; a DIP checkpoint: its criterion's S-sample predictor, whose draws
+        depend on the example's index (``ids``), as in fairseq-validate on a split in the same order."""
+        from fairseq import criterions
+
+        from fairseq_plugins.cli.ensemble import model_outputs
+
+        if cfg.criterion._name == "dip_cross_entropy":
+            criterion = criterions.build_criterion(cfg.criterion, self.task)
+            return criterion.log_probs(model, net_input, ids).float().exp()
+        return model_outputs(model, cfg, net_input).softmax(-1)
+
+
+class ImageClassifier(Classifier):
     """image_classification: ``predict(images (N, [C,] H, W), uint8 or float) -> (N, C) probabilities``."""
 
     @staticmethod
@@ -230,7 +251,6 @@ class ImageClassifier(Predictor):
     def labels(self):
         return [str(i) for i in range(self.task.num_classes)]
 
-    @torch.no_grad()
     def predict(self, images, batch_size=64, where="images"):
         images = np.asarray(images)
         if images.ndim == 3:
@@ -240,22 +260,54 @@ class ImageClassifier(Predictor):
                               f"{self.task.image_shape} (C x H x W)")
         pixels = torch.from_numpy(images)
         pixels = pixels.float().div_(255) if pixels.dtype == torch.uint8 else pixels.float()
+        probabilities = [self.mean_probabilities({"images": pixels[start:start + batch_size]},
+                                                 torch.arange(start, min(start + batch_size, len(pixels))))
+                         for start in range(0, len(pixels), batch_size)]
+        return torch.cat(probabilities) if probabilities else torch.empty(0, self.task.num_classes)
+
+
+class SentenceClassifier(Classifier):
+    """fairseq's sentence_prediction: ``predict(sentences) -> (N, C) probabilities``. A sentence is a
+    line of the dictionary's tokens, i.e. text prepared as the training data was (BPE applied, as
+    before fairseq-preprocess): the task stores no tokenizer. Its dictionaries are read from the
+    data directory (fairseq's task keeps them there, not in the checkpoint)."""
+
+    def __init__(self, members, paths):
+        super().__init__(members, paths)
+        if self.task.cfg.regression_target:
+            raise ConfigError(f"--path {paths[0]}: a regression head; fairseq-plugins-predict serves classifiers")
+
+    @staticmethod
+    def vocabulary(task):
+        return list(task.source_dictionary.symbols), list(task.label_dictionary.symbols)
+
+    @property
+    def labels(self):
+        labels = self.task.label_dictionary
+        return [labels[i + labels.nspecial] if i + labels.nspecial < len(labels) else str(i)
+                for i in range(self.task.cfg.num_classes)]
+
+    def encode(self, sentence, where):
+        words = self.task.source_dictionary
+        tokens = words.encode_line(sentence, add_if_not_exist=False, append_eos=True).long()
+        if self.task.cfg.init_token is not None:
+            tokens = torch.cat([torch.tensor([self.task.cfg.init_token]), tokens])
+        if len(tokens) > self.task.cfg.max_positions:
+            raise ConfigError(f"{where}: {len(tokens)} tokens, more than the model's --max-positions {self.task.cfg.max_positions}")
+        return tokens
+
+    def predict(self, sentences, batch_size=32, where="<input>", first_id=0):
+        from fairseq.data import data_utils
+
         probabilities = []
-        for start in range(0, len(pixels), batch_size):
-            batch = pixels[start:start + batch_size].to(self.device)
-            ids = torch.arange(start, start + len(batch))
-            probabilities.append(torch.stack([self.probabilities(model, cfg, batch, ids) for model, cfg, _ in self.members]).mean(0))
-        return torch.cat(probabilities).cpu() if probabilities else torch.empty(0, self.task.num_classes)
-
-    def probabilities(self, model, cfg, images, ids):
-        """Softmax of the model's logits; a DIP checkpoint: its criterion's S-sample predictor, whose draws
-        depend on the example's index (``ids``), as in fairseq-validate on a split in the same order."""
-        if cfg.criterion._name == "dip_cross_entropy":
-            from fairseq import criterions
-
-            criterion = criterions.build_criterion(cfg.criterion, self.task)
-            return criterion.log_probs(model, {"images": images}, ids).float().exp()
-        return model(images=images)[0].float().softmax(-1)
+        for start in range(0, len(sentences), batch_size):
+            tokens = [self.encode(s, f"{where}:{first_id + start + i + 1}")  # sentence k: line k of a file
+                      for i, s in enumerate(sentences[start:start + batch_size])]
+            net_input = {"src_tokens": data_utils.collate_tokens(tokens, self.task.source_dictionary.pad()),
+                         "src_lengths": torch.tensor([len(t) for t in tokens])}
+            probabilities.append(self.mean_probabilities(net_input, torch.arange(first_id + start, first_id + start + len(tokens))))
+        return torch.cat(probabilities) if probabilities else torch.empty(0, len(self.labels))
 
 
-PREDICTORS = {"span_ner": SpanTagger, "dependency_parsing": Parser, "image_classification": ImageClassifier}
+PREDICTORS = {"span_ner": SpanTagger, "dependency_parsing": Parser, "image_classification": ImageClassifier,
+              "sentence_prediction": SentenceClassifier}

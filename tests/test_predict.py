@@ -9,7 +9,7 @@ keeps every line and column but HEAD and DEPREL; unreadable input is one line na
 
 import json
 import os
-import re
+import random
 import shutil
 
 import numpy as np
@@ -394,3 +394,46 @@ def test_fairseq_validate_without_task_uses_the_checkpoints_task(ner):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert metrics(result)["f1"] == f1
+
+
+# --- sentence classification --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory):
+    """fairseq's sentence_prediction with transformer_classifier (cross entropy and DIP) on the toy
+    sentiment data of test_dip_sentence_prediction.py; the valid sentences as text."""
+    from test_dip_sentence_prediction import FAST as SENTIMENT_FAST, TINY as SENTIMENT_TINY, write_sentiment
+
+    root = tmp_path_factory.mktemp("sentiment")
+    raw, data = root / "raw", root / "bin"
+    for split, count in (("train", 300), ("valid", 61)):
+        (raw / split).mkdir(parents=True)
+        write_sentiment(raw / split, count, random.Random(split))
+    for field in ("input0", "label"):
+        run_cli("fairseq-preprocess", "--only-source", "--trainpref", raw / "train" / field,
+                "--validpref", raw / "valid" / field, "--destdir", data / field, "--workers", 1)
+    runs = {}
+    for name, criterion in (("ce", ["sentence_prediction"]),
+                            ("dip", ["dip_cross_entropy", "--dip-pool-size", 100, "--dip-train-samples", 2, "--dip-eval-samples", 3])):
+        run_cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "sentence_prediction", *SENTIMENT_TINY,
+                "--criterion", *criterion, "--max-epoch", 2, "--save-dir", root / name, *SENTIMENT_FAST)
+        checkpoint = str(root / name / "checkpoint_last.pt")
+        result = run_cli("fairseq-validate", data, "--user-dir", USER_DIR, "--task", "sentence_prediction", "--path",
+                         checkpoint, "--batch-size", 17, "--num-workers", 0, "--criterion", criterion[0])
+        runs[name] = checkpoint, metrics(result, "valid")["accuracy"]
+    return runs, str(raw / "valid" / "input0"), (raw / "valid" / "label").read_text().split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ce", "dip"])
+def test_sentence_classes_give_fairseq_validates_accuracy(sentiment, name):
+    runs, sentences, labels = sentiment
+    checkpoint, accuracy = runs[name]
+    output = predict("--path", checkpoint, "--input", sentences, "--batch-size", 10).stdout
+    predicted = [line.split("\t")[0] for line in output.splitlines()]
+    # fairseq's sentence_prediction logs one decimal, dip_cross_entropy two; one sentence is 1.6 points
+    assert 100 * np.mean([p == gold for p, gold in zip(predicted, labels)]) == pytest.approx(accuracy, abs=0.05)
+    assert accuracy > 50
+    with open(sentences) as file:
+        api = hub.load([checkpoint]).predict(file.read().splitlines())
+    assert np.allclose(api.numpy(), predicted_probabilities(output), atol=1e-5)

@@ -17,6 +17,10 @@ instance-based heads, whose memory is the training sentences: their saved data d
 - ``dependency_parsing``: CoNLL-U (HEAD/DEPREL may be ``_``; existing ones are replaced). Output:
   the same CoNLL-U with HEAD and DEPREL of every word filled in; comments, multiword tokens, empty
   nodes and all other columns untouched. One ``root`` per sentence, on the word attached to 0.
+- ``sentence_prediction`` (fairseq's, e.g. with ``transformer_classifier``): one sentence a line,
+  in the dictionary's tokens (the text prepared as the training data was, BPE included: the task
+  stores no tokenizer); its dictionaries come from the data directory saved in the checkpoint
+  (or ``--data``). Output as for images, with the label dictionary's names.
 - ``image_classification``: an ``.npz`` holding ``images`` (N x H x W or N x C x H x W, as the
   task reads them; no labels). Output: per image, the predicted class, a tab, and the class
   probabilities. ``--dip-eval-samples S``: a DIP checkpoint predicts as its criterion evaluates,
@@ -140,6 +144,31 @@ def predict_parses(predictor, args, lines, out):
         out.flush()
 
 
+def write_classes(predictor, probabilities, args, out):
+    for row in probabilities.tolist():
+        label = predictor.labels[int(np.argmax(row))]
+        if args.json_lines:
+            out.write(json.dumps({"label": label, "probabilities": dict(zip(predictor.labels, row))}, ensure_ascii=False) + "\n")
+        else:
+            out.write(f"{label}\t{' '.join(f'{p:.6g}' for p in row)}\n")
+    out.flush()
+
+
+def predict_sentence_classes(predictor, args, lines, out):
+    if args.input_format not in ("auto", "text"):
+        raise ConfigError(f"--input-format {args.input_format}: a sentence_prediction model reads text (a sentence a line)")
+    if args.explain:
+        raise ConfigError("--explain: sentence classifiers have no instance-based explanations")
+    count = 0
+    for chunk in chunks(lines, args.batch_size):
+        for number, line in chunk:
+            if not line.strip():
+                raise ConfigError(f"{args.input_name}:{number}: an empty line (one sentence a line)")
+        sentences = [line for _, line in chunk]
+        write_classes(predictor, predictor.predict(sentences, args.batch_size, args.input_name, count), args, out)
+        count += len(chunk)
+
+
 def predict_images(predictor, args, out):
     if args.input_format not in ("auto", "npz"):
         raise ConfigError(f"--input-format {args.input_format}: an image_classification model reads npz")
@@ -154,13 +183,7 @@ def predict_images(predictor, args, out):
             images = arrays["images"]
     except (OSError, ValueError) as error:
         raise ConfigError(f"--input {args.input}: not an .npz file ({error})") from None
-    probabilities = predictor.predict(images, args.batch_size, args.input)
-    for row in probabilities.tolist():
-        label = int(np.argmax(row))
-        if args.json_lines:
-            out.write(json.dumps({"label": label, "probabilities": row}) + "\n")
-        else:
-            out.write(f"{label}\t{' '.join(f'{p:.6g}' for p in row)}\n")
+    write_classes(predictor, predictor.predict(images, args.batch_size, args.input), args, out)
 
 
 def main(argv=None):
@@ -189,6 +212,8 @@ def main(argv=None):
             predict_ner(predictor, args, numbered_lines(args.input), out)
         elif isinstance(predictor, hub.Parser):
             predict_parses(predictor, args, numbered_lines(args.input), out)
+        elif isinstance(predictor, hub.SentenceClassifier):
+            predict_sentence_classes(predictor, args, numbered_lines(args.input), out)
         else:
             predict_images(predictor, args, out)
     finally:
