@@ -92,9 +92,9 @@ def comment_error(path, number, line):
                        "have (one token and its tag per line); remove it")
 
 
-def read_conll(path, scheme, lines=None):
+def read_conll(path, scheme):
     """The sentences of a CoNLL file; a bad line or tag is a one-line error naming file and line."""
-    if lines is None and path != "-" and not os.path.exists(path):
+    if not os.path.exists(path):
         raise ConfigError(f"{path} does not exist")
     sentences, rows = [], []  # rows: (line number, token, tag)
 
@@ -103,7 +103,7 @@ def read_conll(path, scheme, lines=None):
             sentences.append(rows[:])
             rows.clear()
 
-    for number, line in lines if lines is not None else numbered_lines(path):
+    for number, line in numbered_lines(path):
         columns = line.split()
         if not columns:
             end_sentence()
