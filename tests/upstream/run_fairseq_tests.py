@@ -9,7 +9,8 @@ on torch >= 2.6): those are listed as ``repaired``.
 Without ``--tests-dir`` the tests come from the sdist of the installed fairseq-fixed on PyPI
 (``pip download --no-binary :all:``); it ships ``tests/test_*.py`` but not ``tests/utils.py``, so the
 files that import ``tests.utils`` run only from a checkout of the fork's repository
-(https://github.com/JackismyShephard/fairseq, whose tests/ equal the sdist's). Files that import a
+(https://github.com/JackismyShephard/fairseq: at f6d7a657 its tests/test_*.py equal the sdist's but
+for line endings). Files that import a
 ``tests.*`` module the directory lacks are left out and listed in the JSON, as are ``EXCLUDED``.
 """
 
@@ -35,7 +36,7 @@ OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}  # JUni
 
 
 def tests_from_sdist(work):
-    """Download the installed fairseq-fixed's sdist from PyPI and extract its tests/ into ``work``."""
+    """Download the installed fairseq-fixed's sdist from PyPI, extract its tests/ into ``work``; where from."""
     version = importlib.metadata.version(DISTRIBUTION)
     subprocess.run([sys.executable, "-m", "pip", "download", f"{DISTRIBUTION}=={version}", "--no-deps",
                     "--no-binary", ":all:", "--no-build-isolation", "--quiet", "-d", work], check=True)
@@ -45,7 +46,7 @@ def tests_from_sdist(work):
         for member in members:
             member.name = member.name.split("/", 1)[1]
         sdist.extractall(work, members=members, filter="data")
-    return os.path.join(work, "tests"), f"PyPI sdist {DISTRIBUTION}=={version}"
+    return f"PyPI sdist {DISTRIBUTION}=={version}"
 
 
 # ``from tests import X``, ``from . import X``, ``from tests.X import``, ``from .X import``, ``import tests.X``
@@ -135,7 +136,7 @@ def main(argv=None):
             shutil.copytree(args.tests_dir, os.path.join(work, "tests"))
             source = os.path.abspath(args.tests_dir) + checkout_commit(args.tests_dir)
         else:
-            source = tests_from_sdist(work)[1]
+            source = tests_from_sdist(work)
         # fairseq's tests import themselves as the package ``tests``; an empty config keeps ours out
         open(os.path.join(work, "tests", "__init__.py"), "a").close()
         with open(os.path.join(work, "pytest.ini"), "w") as file:
