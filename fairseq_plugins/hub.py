@@ -29,8 +29,6 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spans import decode
 from fairseq_plugins.tasks.sentence_dataset import on_device
 
-TICKET_PREFIX = "ticket_"
-
 
 def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=None, **kwargs):
     """The predictor of the checkpoint(s) ``checkpoint_file`` (':'-separated) in ``model_name_or_path``."""
@@ -41,9 +39,10 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
 def load(paths, data=None, dip_eval_samples=None):
     """The predictor of checkpoint ``paths`` (one, or several for an ensemble) by their task."""
     import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
+    from fairseq_plugins.cli.ensemble import base_task
 
     names = [checkpoint_task_name(path) for path in paths]
-    name = names[0][len(TICKET_PREFIX):] if names[0] and names[0].startswith(TICKET_PREFIX) else names[0]
+    name = base_task(names[0])  # a ticket_ task predicts as its base task
     for path, other in zip(paths, names):
         if other != names[0]:
             raise ConfigError(f"--path: {path} was trained with task {other}, {paths[0]} with {names[0]}; "
@@ -71,7 +70,8 @@ class Predictor:
         self.task = members[0][2]
         for (_, _, task), path in zip(members[1:], paths[1:]):
             if self.vocabulary(task) != self.vocabulary(self.task):
-                raise ConfigError(f"--path: {path} and {paths[0]} have different words or labels; ensemble members must share them")
+                raise ConfigError(f"--path: {path} and {paths[0]} have different vocabularies or label sets; "
+                                  "ensemble members must share them")
 
     @staticmethod
     def vocabulary(task):
@@ -110,7 +110,11 @@ def mean_log_probs(log_probs):
 class SpanTagger(Predictor):
     """Span NER: ``tag(sentences) -> IOB2 tags``, ``predict`` -> entities with scores, ``explain``."""
 
-    def sentences(self, token_lists, path="<input>"):
+    @staticmethod
+    def vocabulary(task):
+        return (*Predictor.vocabulary(task), task.cfg.max_span_length)  # the label grids must have one shape
+
+    def sentences(self, token_lists):
         from fairseq_plugins.tasks.span_ner import Sentence
 
         if token_lists and isinstance(token_lists[0], Sentence):

@@ -18,7 +18,7 @@ import torch
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
 
-from conftest import USER_DIR, one_line_error, run_cli
+from conftest import BIN_DIR, USER_DIR, one_line_error, run_cli
 from fairseq_plugins import hub
 from fairseq_plugins.criterions.dependency_parsing import attachment_counts, universal_label_indices
 from fairseq_plugins.errors import ConfigError
@@ -437,3 +437,22 @@ def test_sentence_classes_give_fairseq_validates_accuracy(sentiment, name):
     with open(sentences) as file:
         api = hub.load([checkpoint]).predict(file.read().splitlines())
     assert np.allclose(api.numpy(), predicted_probabilities(output), atol=1e-5)
+
+
+def test_stdin_is_read_lazily_and_each_batch_written_when_done(ner):
+    """As fairseq-interactive: a sentence typed on stdin is tagged before stdin is closed."""
+    import subprocess
+    import threading
+
+    command = [os.path.join(BIN_DIR, "fairseq-plugins-predict"), "--path", ner[0]["classifier"][0], "--batch-size", "1"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, process.kill)  # a reader waiting for the end of stdin would block forever
+    watchdog.start()
+    try:
+        process.stdin.write("Mary lives in Paris .\n")
+        process.stdin.flush()
+        assert [process.stdout.readline().split("\t")[0] for _ in range(5)] == ["Mary", "lives", "in", "Paris", "."]
+    finally:
+        watchdog.cancel()
+        process.stdin.close()
+        process.wait(timeout=60)
