@@ -456,3 +456,22 @@ def test_stdin_is_read_lazily_and_each_batch_written_when_done(ner):
         watchdog.cancel()
         process.stdin.close()
         process.wait(timeout=60)
+
+
+# --- translation: fairseq's own hub -------------------------------------------------------------
+
+def test_translation_through_fairseqs_hub(toy_bin, toy_raw, tmp_path):
+    """A package architecture (b2t_transformer) loads in fairseq's hub with user_dir=, and after
+    ``import fairseq_plugins`` without it."""
+    from fairseq.models.transformer import TransformerModel
+
+    from conftest import TRAIN_FLAGS
+
+    run_cli("fairseq-train", toy_bin, "--user-dir", USER_DIR, *TRAIN_FLAGS, "--arch", "b2t_transformer",
+            "--max-update", 5, "--save-dir", tmp_path, "--no-epoch-checkpoints")
+    with open(os.path.join(toy_raw, "test.en")) as file:
+        sentence = file.readline().strip()
+    for user_dir in ({"user_dir": USER_DIR}, {}):  # the tests import fairseq_plugins: both routes work here
+        model = TransformerModel.from_pretrained(str(tmp_path), checkpoint_file="checkpoint_last.pt",
+                                                 data_name_or_path=toy_bin, **user_dir)
+        assert isinstance(model.translate(sentence, beam=2), str)

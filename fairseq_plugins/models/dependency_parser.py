@@ -13,7 +13,8 @@ with its own edge vectors ``e(d, h) = W (dep_d * head_h)`` (``--edge-dim``;
 - ``--similarity dot`` or ``cosine`` (scaled by ``--cosine-scale``, learned unless
   ``--fixed-cosine-scale``; arcs and labels have a scale each).
 - ``--decoder mst`` (default; Chu-Liu-Edmonds, exactly one root), ``eisner`` (projective trees)
-  or ``greedy`` (the authors' per-word argmax; may not be a tree).
+  or ``greedy`` (the authors' per-word argmax; may not be a tree). With a ``root`` label (UD), the
+  word attached to 0 is labelled ``root`` and no other word is (``choose_labels``).
 
 Why two edge spaces: with one shared space, the arc objective pulls every gold edge towards the
 single mean of the training edges while the labels need them apart (Turkish web treebank, valid

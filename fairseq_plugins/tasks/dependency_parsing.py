@@ -4,7 +4,9 @@ Data: ``DATA/train.conllu``, ``DATA/valid.conllu`` and (optionally) ``DATA/test.
 reader keeps word lines only: multi-word token lines (``1-2``) and empty nodes (``1.1``) are
 skipped, comments are kept out. A malformed line, word ids that do not run 1, 2, ..., a head out of
 range, and a gold tree with no root, several roots or a cycle are one-line errors naming the file
-and line. Labels are DEPREL as written (UD subtypes such as ``nmod:poss`` kept).
+and line. Labels are DEPREL as written (UD subtypes such as ``nmod:poss`` kept). New input to parse
+(``sentences_to_parse``, for fairseq-plugins-predict) may have ``_`` (or any) HEAD and DEPREL;
+``with_parse`` writes a parse into the sentence's lines, changing nothing else.
 
 Vocabulary (built from ``train.conllu`` when training starts, and carried by every checkpoint, so
 evaluating one maps words and labels as training did: ``sentence_dataset.VocabularyInCheckpoint``):
@@ -25,7 +27,8 @@ Batches::
 Metrics (logged by fairseq-train's validation and fairseq-validate, percent): ``uas``/``las``
 without punctuation (a word is punctuation when every character is in Unicode category P, SuPar's
 convention), ``uas_punct``/``las_punct`` with it, ``well_formed`` (sentences whose decoded heads
-are a tree). LAS counts a label only on a word whose head is right. ``--eval-exclude-labels ig``
+are a tree), and ``las_ud``: LAS as the CoNLL 2018 shared task's evaluator computes it (punctuation
+included, labels compared by their universal relation, the part before ``:``). LAS counts a label only on a word whose head is right. ``--eval-exclude-labels ig``
 leaves the words with those gold labels out of every metric (the Turkish treebank's inflectional
 groups).
 
