@@ -86,7 +86,8 @@ def test_a_process_torchrun_did_not_start_trains_alone(monkeypatch, env, started
 def test_the_process_torchrun_started_records_its_pid_for_its_children(monkeypatch):
     for name, value in dict(TORCHRUN_ENV, WORLD_SIZE="2", RANK="0").items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv(compat.TORCHRUN_WORKER, raising=False)
+    monkeypatch.setenv(compat.TORCHRUN_WORKER, "")  # so that monkeypatch removes what the package records
+    monkeypatch.delenv(compat.TORCHRUN_WORKER)
     compat.mark_torchrun_worker()
     assert compat.torchrun_world_size() == 2
     monkeypatch.setattr(os, "getpid", lambda: os.getppid())  # a child: same environment, another pid
