@@ -48,6 +48,9 @@ repair is narrow, named after what it repairs, and covered by a regression test 
   Per-rank random streams are no repair: fairseq seeds every rank alike (LayerDrop and
   quantization rely on it); the package's own per-example draws (SHAPE offsets, mixup and
   DIP weights) go through ``modules/rank_streams.py``, rank 0 drawing what one process draws.
+- ``validate_takes_the_checkpoints_task``: ``fairseq-validate DATA --path CKPT`` without
+  ``--task`` ended in ``KeyError: None`` inside fairseq's parser (fairseq-validate has no
+  default task); the checkpoint's task is used (``validate_task.py``).
 - ``one_line_errors_in_commands``: in a command-line program (fairseq's ``fairseq-*``
   CLIs and ours), a ``ConfigError`` prints one line instead of a traceback
   (``errors.py``); a Python session that imports the package keeps its own hook.
@@ -438,6 +441,12 @@ def one_line_errors_in_commands():
         errors.install_excepthook()
 
 
+def validate_takes_the_checkpoints_task():
+    from fairseq_plugins.validate_task import use_the_checkpoints_task
+
+    use_the_checkpoints_task()
+
+
 def apply():
     quiet_deprecation_noise()
     allow_fairseq_checkpoint_globals()
@@ -447,4 +456,5 @@ def apply():
     unreadable_checkpoints_name_the_file()
     precision_flags_without_their_hardware_are_one_line()
     distributed_training_on_this_stack()
+    validate_takes_the_checkpoints_task()
     one_line_errors_in_commands()

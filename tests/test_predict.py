@@ -380,19 +380,12 @@ def test_ensemble_members_need_one_task(digits, parsers):
 # --- fairseq-validate without --task ------------------------------------------------------------
 
 def test_fairseq_validate_without_task_uses_the_checkpoints_task(ner):
-    """fairseq-validate as compat.apply() sets it up (``validate_task.use_the_checkpoints_task()``): the
-    checkpoint's task, the F1 that --task span_ner gives (fairseq's own parser: KeyError: None)."""
-    import subprocess
-    import sys
-
+    """fairseq-validate with the user dir and no --task: the checkpoint's task, the F1 that --task
+    span_ner gives (fairseq's own parser: KeyError: None)."""
     runs, test_file = ner
     checkpoint, f1, data = runs["instance"]
-    command = ("import sys; from fairseq_plugins.validate_task import use_the_checkpoints_task; "
-               "use_the_checkpoints_task(); from fairseq_cli.validate import cli_main; sys.argv[0] = 'fairseq-validate'; cli_main()")
-    result = subprocess.run([sys.executable, "-c", command, data, "--user-dir", USER_DIR, "--path", checkpoint,
-                             "--valid-subset", "test", "--batch-size", "32", "--num-workers", "0"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli("fairseq-validate", data, "--user-dir", USER_DIR, "--path", checkpoint,
+                     "--valid-subset", "test", "--batch-size", "32", "--num-workers", "0")
     assert metrics(result)["f1"] == f1
 
 
