@@ -58,8 +58,16 @@ def assert_same_weights(path_a, path_b):
     a = torch.load(path_a, map_location="cpu", weights_only=False)["model"]
     b = torch.load(path_b, map_location="cpu", weights_only=False)["model"]
     assert a.keys() == b.keys()
+    differ = {}
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        # A key bias adds q.b_k to every score of a query, which the softmax removes: its gradient is
+        # zero up to rounding, and Adam scales that rounding (summed in a thread-count-dependent
+        # order) into lr-sized steps. It cannot change the output, so it is not compared.
+        if name.endswith("k_proj.bias"):
+            continue
+        if a[name].is_floating_point() and not torch.allclose(a[name], b[name], rtol=1e-4, atol=1e-5):
+            differ[name] = (a[name] - b[name]).abs().max().item()
+    assert not differ, differ
 
 
 def resume(checkpoint, save_dir):
