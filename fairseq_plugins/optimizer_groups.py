@@ -3,7 +3,7 @@
 fairseq builds its optimizer from one flat list of parameters, so ``--weight-decay``
 applies to all of them. Its own convention for per-parameter settings is an
 ``optim_overrides`` attribute on a parameter (``{"optimizer": {"weight_decay": 0.0}}``),
-read only by its ``composite`` optimizer. ``compat.per_parameter_optimizer_settings``
+read only by its ``composite`` optimizer. ``compat.optimizers.per_parameter_optimizer_settings``
 makes every optimizer honour the ``optimizer`` part of it through ``param_groups``:
 parameters with the same overrides become one param group of the underlying torch
 optimizer with those values, the others the default group. Nothing changes for a

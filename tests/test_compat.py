@@ -1,4 +1,4 @@
-"""Regression tests for fairseq_plugins/compat.py.
+"""Regression tests for fairseq_plugins/compat/ (the list REPAIRS).
 
 Each test shows the breakage on stock fairseq (in a fresh interpreter, without
 the plugin) and that importing the plugin repairs it. End-to-end coverage of the

@@ -1,4 +1,4 @@
-"""compat.distributed_training_on_this_stack acts only where upstream fairseq fails.
+"""compat.data_parallel.distributed_training_on_this_stack acts only where upstream fairseq fails.
 
 GPU layouts are checked on CPU by faking torch's GPU count: under torchrun fairseq's own rule
 places the ranks (``RANK % visible GPUs``, pipeline layouts); a process that torchrun did not start
@@ -17,7 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fairseq_plugins import compat
+from fairseq_plugins.compat import data_parallel as compat
 from fairseq_plugins.errors import ConfigError
 
 # fairseq's config is composed with hydra's deprecated API (the CLIs silence this through compat).

@@ -1,4 +1,4 @@
-"""Data-parallel training through fairseq's own launchers (compat.distributed_training_on_this_stack).
+"""Data-parallel training through fairseq's own launchers (compat.data_parallel.distributed_training_on_this_stack).
 
 Two gloo workers on CPU must train exactly as one process with ``--update-freq 2`` (fairseq
 shards batch i to worker i mod 2, and one process groups batches 2k and 2k+1 into update k), for

@@ -10,7 +10,7 @@ real ``train_step``: per micro-batch ``task.train_step`` (forward, ``optimizer.b
 and the optimizer's step. ``applied_gradients`` records what each step applies, per model parameter.
 
 On CPU: FP16Optimizer keys its flat buffer by ``torch.cuda.current_device()``, which a CPU has no
-answer to (and the package refuses flat ``--fp16`` without a GPU in one line, compat.py); a CPU
+answer to (and the package refuses flat ``--fp16`` without a GPU in one line, compat/optimizers.py); a CPU
 parameter's device index is None, so building the buffer as if on a GPU whose current device is None
 gives the layout a one-GPU run has. The loss scale starts at 4 (``--fp16-init-scale``): an overflow on CPU
 would end in fairseq's ``torch.tensor(0.0).cuda()``. Every mode starts from the same weights, values
