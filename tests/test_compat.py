@@ -5,6 +5,8 @@ the plugin) and that importing the plugin repairs it. End-to-end coverage of the
 same fixes through the CLIs is in test_cli_end_to_end.py.
 """
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -83,3 +85,12 @@ def test_import_is_quiet_under_deprecation_errors():
     plugin = python("import fairseq_plugins", "-W", "error::DeprecationWarning")
     assert plugin.returncode == 0, plugin.stderr
     assert plugin.stderr == ""
+
+
+def test_the_readme_lists_every_repair_in_order():
+    """README's troubleshooting list quotes compat.REPAIRS: one bullet per repair, in order."""
+    from fairseq_plugins.compat import REPAIRS
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("### What loading the user dir repairs", 1)[1].split("\n#", 1)[0]
+    assert re.findall(r"^- `(\w+)`:", section, flags=re.M) == [repair.__name__ for repair in REPAIRS]

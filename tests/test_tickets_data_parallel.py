@@ -23,7 +23,8 @@ from test_tickets_end_to_end import FINETUNE, load, pretrained, tickets  # noqa:
 from test_data_parallel import assert_same_weights
 from fairseq_plugins.modules import pruning
 from fairseq_plugins.tasks.ticket_training import TicketConfig, TicketTrainingMixin
-from fairseq_plugins.tasks.training_monitor import TrainingMonitorConfig, TrainingMonitorMixin, unwrapped_model
+from fairseq_plugins.tasks.task_extension import unwrapped_model
+from fairseq_plugins.tasks.training_monitor import TrainingMonitorConfig, TrainingMonitorMixin
 
 
 def ticket_l1_by_update(log):

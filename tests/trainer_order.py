@@ -28,7 +28,7 @@ from fairseq.optim import FP16Optimizer
 from fairseq.trainer import Trainer
 
 from fairseq_plugins.tasks.ticket_training import optimizer_views
-from fairseq_plugins.tasks.training_monitor import unwrapped_model
+from fairseq_plugins.tasks.task_extension import unwrapped_model
 
 PRECISIONS = {
     "fp32": [],

@@ -35,7 +35,6 @@ when the trainer hands the task a data-parallel wrapper. The computation lives i
 ``modules/pruning.py``; ``cli/tickets.py`` runs the whole procedure.
 """
 
-import dataclasses
 import logging
 import os
 from collections import defaultdict
@@ -49,11 +48,10 @@ from fairseq.data import BaseWrapperDataset
 from fairseq.dataclass import FairseqDataclass
 from fairseq.distributed import utils as distributed_utils
 from fairseq.optim import FP16Optimizer
-from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.pruning import full_masks, penalty_l1, prunable_names, random_penalty
-from fairseq_plugins.tasks.training_monitor import unwrapped_model
+from fairseq_plugins.tasks.task_extension import TaskExtension, register_extension, unwrapped_model
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +148,7 @@ class BaggingSubset(BaseWrapperDataset):
 
 
 class TicketTrainingMixin:
-    """The hooks; mixed in before a fairseq task (see ``register_ticket_task``)."""
+    """The hooks; mixed in before a fairseq task (see ``tasks/task_extension.py``)."""
 
     @property
     def ticket_cfg(self):
@@ -240,18 +238,5 @@ class TicketTrainingMixin:
         return result
 
 
-def register_ticket_task(task_name):
-    """Register ``ticket_<task_name>``: the task with the ticket hooks and flags."""
-    base = TASK_REGISTRY[task_name]
-    base_config = TASK_DATACLASS_REGISTRY[task_name]
-    config = dataclasses.make_dataclass(
-        f"Ticket{base_config.__name__}",
-        [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata)) for f in dataclasses.fields(TicketConfig)],
-        bases=(base_config,),
-    )
-    task = type(f"Ticket{base.__name__}", (TicketTrainingMixin, base), {"__doc__": f"{task_name} + {__name__}"})
-    return register_task(TICKET_PREFIX + task_name, dataclass=config)(task)
-
-
-for _task_name in TICKET_TASKS:
-    register_ticket_task(_task_name)
+TICKETS = TaskExtension(TICKET_PREFIX[:-1], TicketTrainingMixin, TicketConfig, TICKET_TASKS)
+register_extension(TICKETS)

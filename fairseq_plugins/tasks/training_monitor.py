@@ -22,7 +22,6 @@ The detector's history restarts when training resumes (fairseq's trainer does no
 task state); the ``loss_spikes`` sums are restored with fairseq's other metrics.
 """
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -31,20 +30,15 @@ import torch
 from torch import nn
 
 from fairseq import metrics
-from fairseq.distributed import (
-    DistributedTimeoutWrapper, LegacyDistributedDataParallel, ModuleProxyWrapper, TPUDistributedDataParallel,
-)
 from fairseq.dataclass import FairseqDataclass
-from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spike_monitor import LossSpikeDetector, layer_grad_norms
+from fairseq_plugins.tasks.task_extension import TaskExtension, register_extension, unwrapped_model
 
 logger = logging.getLogger(__name__)
 
-MONITORED_TASKS = ("language_modeling", "translation")
-DATA_PARALLEL_WRAPPERS = (DistributedTimeoutWrapper, ModuleProxyWrapper, nn.parallel.DistributedDataParallel,
-                          LegacyDistributedDataParallel, TPUDistributedDataParallel)
+MONITORED_TASKS = ("language_modeling", "translation", "sentence_prediction", "image_classification")
 
 
 @dataclass
@@ -65,15 +59,6 @@ class TrainingMonitorConfig(FairseqDataclass):
     )
 
 
-def unwrapped_model(model: nn.Module) -> nn.Module:
-    """The model inside fairseq's data-parallel wrappers (``ModuleProxyWrapper(DistributedDataParallel(model))``
-    and the like), whose parameter and module names carry no ``module.`` prefixes: the trainer hands
-    tasks the wrapped model."""
-    while isinstance(model, DATA_PARALLEL_WRAPPERS):
-        model = model.module
-    return model
-
-
 def layer_stacks(model: nn.Module):
     """``(name, ModuleList)`` of every module list called ``layers`` in ``model``, outermost first."""
     stacks = [(name, module) for name, module in model.named_modules()
@@ -82,7 +67,7 @@ def layer_stacks(model: nn.Module):
 
 
 class TrainingMonitorMixin:
-    """The hooks; mixed in before a fairseq task (see ``register_monitored_task``)."""
+    """The hooks; mixed in before a fairseq task (see ``tasks/task_extension.py``)."""
 
     def _monitor_setup(self):
         if hasattr(self, "_spike_detector"):
@@ -168,20 +153,5 @@ class TrainingMonitorMixin:
             logger.info(f"layer grad norms | update {update} | {name} | {norms}")
 
 
-def register_monitored_task(task_name):
-    """Register ``monitored_<task_name>``: the task with the monitor's hooks and flags."""
-    base = TASK_REGISTRY[task_name]
-    base_config = TASK_DATACLASS_REGISTRY[task_name]
-    config = dataclasses.make_dataclass(
-        f"Monitored{base_config.__name__}",
-        [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
-         for f in dataclasses.fields(TrainingMonitorConfig)],
-        bases=(base_config,),
-    )
-    name = f"monitored_{task_name}"
-    task = type(f"Monitored{base.__name__}", (TrainingMonitorMixin, base), {"__doc__": f"{task_name} + {__name__}"})
-    return register_task(name, dataclass=config)(task)
-
-
-for _task_name in MONITORED_TASKS:
-    register_monitored_task(_task_name)
+MONITOR = TaskExtension("monitored", TrainingMonitorMixin, TrainingMonitorConfig, MONITORED_TASKS)
+register_extension(MONITOR)

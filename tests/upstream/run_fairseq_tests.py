@@ -104,7 +104,9 @@ def run_pytest(work, files, plugin):
                "-q", "--continue-on-collection-errors", f"--junitxml={junit}", *plugin_flags, *files]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": HERE}
     started = time.time()
-    subprocess.run(command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+    if not os.path.exists(junit):  # pytest stopped before running anything (e.g. the plugin failed to import)
+        sys.exit(f"pytest {name} wrote no results (exit {result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
     return outcomes(junit), round(time.time() - started, 1)
 
 
