@@ -23,7 +23,7 @@ def test_train_before_prepare_is_one_line(tmp_path):
 def test_small_mode_end_to_end(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     env = {"SMALL": "1", "WORK_DIR": str(work), "RESULTS_DIR": str(results), "MEMBERS": "2", "SEED_GROUPS": "1",
-           "METHODS": "dense random", "COMBINATIONS": "2", "PRETRAIN_UPDATES": "40", "EPOCHS": "1",
+           "METHODS": "dense random", "PRETRAIN_UPDATES": "40", "EPOCHS": "1",
            "OMP_NUM_THREADS": "1"}
     result = run_recipe("multi_ticket/run.sh", env)
     assert "| BASELINE (dense) | 2 x 1 |" in result.stdout and "| RANDOM-LT | 2 x 1 |" in result.stdout
@@ -32,10 +32,11 @@ def test_small_mode_end_to_end(tmp_path):
         members = [work / "members" / "sections" / f"{method}-seed1" / f"member-{i}" / "checkpoint_last.pt" for i in range(2)]
         singles, ensemble = accuracies_of_members_and_mean_probability(
             members, work / "data-bin" / "sections", "test", head="sentence_classification_head")
-        summary = report[method]["mean"]  # one seed group: its numbers
+        summary = report[method]["protocol"]  # one seed group of two: its one ensemble
         assert summary["mean_single"] == pytest.approx(sum(singles) / 2) and summary["ensemble"] == pytest.approx(ensemble)
+        assert report[method]["all_members"]["ensemble"] == pytest.approx(ensemble)
         assert report[method]["time_vs_dense"] is not None
-    assert report["dense"]["mean"]["mask_iou"] is None and 0 < report["random"]["mean"]["mask_iou"] < 1
+    assert report["dense"]["all_members"]["mask_iou"] is None and 0 < report["random"]["all_members"]["mask_iou"] < 1
     # a RANDOM-LT member of the tiny RoBERTa: 30% of the prunable weights (head's dense layer included) are 0
     member = work / "members" / "sections" / "random-seed1" / "member-0"
     mask = torch.load(member / "mask.pt", weights_only=True)

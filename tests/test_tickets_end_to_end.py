@@ -130,17 +130,23 @@ def test_ticket_is_a_plain_checkpoint_for_fairseq_validate_and_ensembles(pretrai
     # a ticket and a dense model in one ensemble
     report = json.loads(run_cli("fairseq-plugins-ensemble", ".", "--path", f"{member}:{pretrained}", "--json").stdout)
     assert report["examples"] == 270 and report["metric"] == "accuracy"
-    assert report["single"][0] == pytest.approx(accuracy, abs=0.01)
+    [group] = report["seed_groups"]
+    assert group["single"][0] == pytest.approx(accuracy, abs=0.01)
     singles, ensemble = accuracies_of_members_and_mean_probability([member, pretrained], ".", "test")
-    assert report["single"] == pytest.approx(singles) and report["ensemble"] == pytest.approx(ensemble)
+    assert group["single"] == pytest.approx(singles) and report["all_members"]["ensemble"] == pytest.approx(ensemble)
 
 
 # --- the ensemble command on a hand-built fixture ---------------------------------------------------
 
 # Member A's logits are (x0, x1), member B's (x2, x3): which member is right on each example is set
 # by hand, N11 = 4, N10 = 3, N01 = 2, N00 = 1; B is always the more confident, so the ensemble is B.
+# Member C is right exactly where A is wrong, with margin 2 (A: 1, B: 3); member D predicts as B with
+# margin 2. For two classes the mean-probability ensemble follows the sum of sigmoid(margin) - 1/2 of
+# its members, so the most confident side wins.
 A_RIGHT = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
 B_RIGHT = [1, 1, 1, 1, 0, 0, 0, 1, 1, 0]
+MEMBER_WEIGHTS = {"a": {(0, 0): 1.0, (1, 1): 1.0}, "b": {(0, 2): 1.0, (1, 3): 1.0},
+                  "c": {(0, 1): 2.0, (1, 0): 2.0}, "d": {(0, 2): 2 / 3, (1, 3): 2 / 3}}
 
 
 def write_fixture(directory, classes=2):
@@ -165,9 +171,10 @@ def fixture_members(tmp_path_factory):
             "--num-workers", 0, "--save-dir", root / "trained", "--no-progress-bar")
     state = load(root / "trained" / "checkpoint_last.pt")
     paths = {}
-    for name, columns in (("a", (0, 1)), ("b", (2, 3))):
+    for name, entries in MEMBER_WEIGHTS.items():
         weight = torch.zeros(2, 4)
-        weight[0, columns[0]] = weight[1, columns[1]] = 1.0
+        for index, value in entries.items():
+            weight[index] = value
         state["model"]["output_projection.weight"] = weight
         state["model"]["output_projection.bias"] = torch.zeros(2)
         paths[name] = str(root / f"{name}.pt")
@@ -178,7 +185,7 @@ def fixture_members(tmp_path_factory):
 def test_ensemble_diversity_equals_the_hand_computed_contingency_table(fixture_members):
     data, paths, _ = fixture_members
     assert json.loads(run_cli("fairseq-plugins-ensemble", data, "--path", f"{paths['a']}:{paths['b']}",
-                              "--json").stdout)["mask_iou"] is None  # no mask.pt beside them
+                              "--json").stdout)["all_members"]["mask_iou"] is None  # no mask.pt beside them
     masks = {"a": {"w": torch.tensor([1, 1, 1, 0], dtype=torch.bool)}, "b": {"w": torch.tensor([0, 1, 1, 1], dtype=torch.bool)}}
     for name in ("a", "b"):
         os.makedirs(os.path.join(os.path.dirname(paths[name]), name), exist_ok=True)
@@ -187,12 +194,39 @@ def test_ensemble_diversity_equals_the_hand_computed_contingency_table(fixture_m
     paths = {name: os.path.join(os.path.dirname(path), name, "checkpoint.pt") for name, path in paths.items()}
     report = json.loads(run_cli("fairseq-plugins-ensemble", data, "--path", f"{paths['a']}:{paths['b']}", "--json").stdout)
     n11, n10, n01, n00 = 4, 3, 2, 1
-    assert report["single"] == [70.0, 60.0] and report["ensemble"] == 60.0 and report["diff"] == pytest.approx(-5.0)
+    assert report["seed_groups"][0]["single"] == [70.0, 60.0]
+    everyone = {key: value for key, value in report["all_members"].items() if key != "mask_iou"}
+    assert report["protocol"] == everyone  # two members: the one sub-ensemble is all of them
+    report = report["all_members"]
+    assert report["ensemble"] == 60.0 and report["diff"] == pytest.approx(-5.0)
     assert report["q_statistic"] == pytest.approx((n11 * n00 - n01 * n10) / (n11 * n00 + n01 * n10))
     assert report["correlation"] == pytest.approx((n11 * n00 - n01 * n10) / ((n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)) ** 0.5)
     assert report["disagreement"] == pytest.approx((n01 + n10) / 10)
     assert report["double_fault"] == pytest.approx(n00 / 10)
     assert report["mask_iou"] == pytest.approx(2 / 4)  # kept sets {0,1,2} and {1,2,3}
+
+
+def test_ensemble_reports_the_papers_protocol_over_seed_groups(fixture_members, tmp_path):
+    """Seed groups [A, B, C] and [A, B, D] (singles 70, 60, 30, 60), by hand from the comment above:
+    group 1: pairs AB -> B 60, AC -> C 30, BC -> B 60; all three -> B 60 (A and C cancel but for 0.15);
+    group 2: every ensemble predicts as B, 60. The protocol averages sizes 2 and 3, then the groups."""
+    data, paths, _ = fixture_members
+    out = tmp_path / "report.json"
+    result = run_cli("fairseq-plugins-ensemble", data, "--path", ":".join(paths[m] for m in "abc"),
+                     "--path", ":".join(paths[m] for m in "abd"), "--user-dir", USER_DIR, "--json", out)
+    report = json.loads(out.read_text())
+    assert report["combinations"] == [2, 3] and "every sub-ensemble of 2,3 members" in result.stdout
+    group_1, group_2 = report["seed_groups"]
+    assert group_1["by_size"]["2"]["ensembles"] == 3 and group_1["by_size"]["2"]["ensemble"] == pytest.approx(50.0)
+    assert group_1["by_size"]["2"]["mean_single"] == pytest.approx((65 + 50 + 45) / 3)
+    assert group_2["all_members"]["ensemble"] == 60.0 and group_2["single"] == [70.0, 60.0, 60.0]
+    protocol = report["protocol"]
+    assert protocol["ensemble"] == pytest.approx(((50 + 60) / 2 + 60) / 2)
+    assert protocol["mean_single"] == pytest.approx(((160 / 3) + (190 / 3)) / 2)
+    assert protocol["diff"] == pytest.approx(protocol["ensemble"] - protocol["mean_single"])
+    assert protocol["disagreement"] == pytest.approx((2 / 3 + 1 / 3) / 2)  # pairs: AB .5, AC 1, BC .5; AB .5, AD .5, BD 0
+    everyone = report["all_members"]
+    assert everyone["ensemble"] == 60.0 and everyone["diff"] == pytest.approx(((60 - 160 / 3) + (60 - 190 / 3)) / 2)
 
 
 def edited_copy(path, dest, edit):
@@ -225,6 +259,9 @@ def test_tickets_bad_inputs(fixture_members, pretrained, tmp_path, capsys):
     cases = (
         (("base", 2, "--target-ratio", "1.2"), FINETUNE, "--target-ratio must be in (0, 1) (got 1.2)"),
         (("active", 1), FINETUNE, "--method active needs --members 2 or more"),
+        (("random", 2), FINETUNE, "--method random needs --tau > 0"),  # else it is BASE-LT with other seeds
+        (("active", 2, "--tau", "0"), FINETUNE, "--method active needs --tau > 0"),
+        (("base", 2, "--tau", "1e-3"), FINETUNE, "--tau applies to --method active and random only"),
         (("base", 2, "--rounds", "0"), FINETUNE, "--rounds must be at least 1"),
         (("base", 1), no_updates, "give --max-update"),
         (("base", 1), FINETUNE + ["--lr-scheduler", "fixed"], "--lr-scheduler is set by fairseq-plugins-tickets"),

@@ -1,31 +1,31 @@
 """``fairseq-plugins-ensemble``: accuracy of each member, of the probability-averaged ensemble, and its diversity.
 
-    fairseq-plugins-ensemble DATA --path a.pt:b.pt:c.pt [--valid-subset test] [--combinations 2,3] [--json]
+    fairseq-plugins-ensemble DATA --path a.pt:b.pt:c.pt [--path d.pt:e.pt:f.pt ...] [--valid-subset test] \\
+        [--combinations 2,3] [--json [FILE]] [--user-dir DIR]
 
 For classifiers (fairseq's ``sentence_prediction`` with RoBERTa-style models, this package's
-``image_classification`` and their ``ticket_`` variants): every member's accuracy on the split,
-the accuracy of the mean of the members' softmax probabilities, ``diff`` = ensemble - mean
-single, and the pairwise diversity of the members' per-example correctness (mean over pairs):
-Q statistic, disagreement, double fault, correlation coefficient (``modules/pruning.py``), plus
-the mean pairwise IoU of the kept masks when every member has a ``mask.pt`` beside it. For a
-regression head (``--regression-target``, e.g. STS-B) the metric is Pearson's r of the
-predictions and the ensemble averages them; the correctness-based measures do not apply (null).
-
-``--combinations K``: the same numbers averaged over every ensemble of K of the members (the
-paper's protocol: every C(10, k) subset of 10 members, k = 2..5), from one pass over the data.
+``image_classification`` and their ``ticket_`` variants). Each ``--path`` is one seed group of
+members. Reported by default, the paper's protocol (Kobayashi et al., 2022: two seed groups of
+10, every C(10, k), k = 2..5): for every sub-ensemble of k members, k = 2..min(5, members), the
+mean single score, the accuracy of the mean of the members' softmax probabilities and ``diff`` =
+ensemble - mean single, averaged over the sub-ensembles of each size, then over the sizes (each
+size weighs the same) and the seed groups. Beside it, the same numbers for the ensemble of all
+members of a group, averaged over the groups, with the mean pairwise IoU of the kept masks when
+every member has a ``mask.pt`` beside it. Diversity is that of the members' per-example
+correctness, averaged over pairs: Q statistic, disagreement, double fault, correlation
+coefficient (``modules/pruning.py``). For a regression head (``--regression-target``, e.g. STS-B)
+the metric is Pearson's r of the predictions and the ensemble averages them; the
+correctness-based measures do not apply (null).
 
 Members must come from one task and one dictionary (or label set): both are checked on the
 checkpoints' own data before anything is evaluated. For seq2seq tickets, the ensemble is
 fairseq's own: ``fairseq-generate DATA --path a.pt:b.pt``.
 """
 
-import argparse
 import itertools
-import json
 import logging
 import math
 import os
-import sys
 
 import torch
 
@@ -33,35 +33,48 @@ import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
 from fairseq_plugins.cli.checkpoints import (
     batches_in_index_order, checkpoint_task_name, load_checkpoint, load_split, read_checkpoint_state,
 )
+from fairseq_plugins.cli.common import (
+    add_json_output, add_user_dir, command_parser, import_user_dir, prints_json, setup_logging, write_results,
+)
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules import pruning
 from fairseq_plugins.tasks.ticket_training import TICKET_PREFIX
 
 logger = logging.getLogger("fairseq_plugins.ensemble")
 CLASSIFICATION_TASKS = ("sentence_prediction", "image_classification")
+LARGEST_PROTOCOL_SIZE = 5  # the paper's k = 2..5
+DIVERSITY = ("q_statistic", "disagreement", "double_fault", "correlation")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-ensemble", description=__doc__.split("\n\n")[0])
-    parser.usage = argparse.SUPPRESS  # an error is one line, `prog: error: msg`
+    parser = command_parser("fairseq-plugins-ensemble", __doc__)
     parser.add_argument("data", help="the data directory to evaluate on")
-    parser.add_argument("--path", required=True, metavar="A.pt:B.pt[:...]", help="member checkpoints, colon-separated")
+    parser.add_argument("--path", required=True, action="append", metavar="A.pt:B.pt[:...]",
+                        help="one seed group of member checkpoints, colon-separated; repeat for further seed groups")
     parser.add_argument("--valid-subset", default="test", help="split to evaluate (default test)")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
-    parser.add_argument("--combinations", default="", metavar="K[,K...]",
-                        help="also average over every sub-ensemble of K members (the paper's C(10, k) protocol)")
-    parser.add_argument("--json", action="store_true", help="print only the JSON results to stdout")
+    parser.add_argument("--combinations", metavar="K[,K...]",
+                        help="sub-ensemble sizes averaged (default 2..min(5, members): the paper's protocol)")
+    add_json_output(parser)
+    add_user_dir(parser)
     args = parser.parse_args(argv)
-    args.paths = [path for path in args.path.split(":") if path]
-    if len(args.paths) < 2:
-        parser.error(f"--path needs two or more checkpoints separated by ':' (got {args.path!r})")
-    text = args.combinations
-    try:
-        args.combinations = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        args.combinations = [0]
-    if any(not 2 <= k <= len(args.paths) for k in args.combinations):
-        parser.error(f"--combinations {text}: give sizes from 2 to {len(args.paths)} (the members) separated by commas")
+    args.groups = [[path for path in group.split(":") if path] for group in args.path]
+    members = len(args.groups[0])
+    for group, text in zip(args.groups, args.path):
+        if len(group) < 2:
+            parser.error(f"--path needs two or more checkpoints separated by ':' (got {text!r})")
+        if len(group) != members:
+            parser.error(f"--path: every seed group needs as many members (got {members} and {len(group)})")
+    if args.combinations is None:
+        args.combinations = list(range(2, min(LARGEST_PROTOCOL_SIZE, members) + 1))
+    else:
+        text = args.combinations
+        try:
+            args.combinations = sorted({int(k) for k in text.split(",") if k.strip()})
+        except ValueError:
+            args.combinations = [0]
+        if not args.combinations or any(not 2 <= k <= members for k in args.combinations):
+            parser.error(f"--combinations {text}: give sizes from 2 to {members} (the members) separated by commas")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1 (got {args.batch_size})")
     return args
@@ -146,57 +159,79 @@ def scores(outputs, targets, regression):
 
 
 def mean_over(results):
-    """Field-wise mean of several ``scores`` results (None where any is None)."""
+    """Field-wise mean of several ``scores`` results (None where any is None); per-member lists are left out."""
     keys = [key for key in results[0] if key != "single"]
     return {key: None if any(r[key] is None for r in results) else sum(r[key] for r in results) / len(results) for key in keys}
 
 
+def mask_iou(paths):
+    """Mean pairwise IoU of the members' kept masks (``mask.pt`` beside each checkpoint), else None."""
+    masks = [os.path.join(os.path.dirname(path), "mask.pt") for path in paths]
+    if not all(os.path.exists(mask) for mask in masks):
+        return None
+    return pruning.mean_pairwise_iou([torch.load(mask, weights_only=True) for mask in masks])
+
+
+def seed_group(paths, outputs, targets, regression, sizes):
+    """One seed group: its members' scores, the all-member ensemble and the mean over every sub-ensemble of each size."""
+    members = [outputs[path] for path in paths]
+    everyone = scores(members, targets, regression)
+    by_size = {str(k): {"ensembles": math.comb(len(members), k),
+                        **mean_over([scores([members[i] for i in subset], targets, regression)
+                                     for subset in itertools.combinations(range(len(members)), k)])}
+               for k in sizes}
+    return {"members": paths, "single": everyone.pop("single"), "all_members": {**everyone, "mask_iou": mask_iou(paths)},
+            "by_size": by_size}
+
+
 def evaluate(args):
-    check_members(args.paths)
-    outputs, targets = [], None
-    for path in args.paths:
+    paths = list(dict.fromkeys(path for group in args.groups for path in group))
+    check_members(paths)
+    outputs, targets = {}, None
+    for path in paths:
         output, target, regression = member_outputs(path, args.data, args.valid_subset, args.batch_size)
         if targets is not None and not torch.equal(target, targets):
-            raise ConfigError(f"--path: {path} sees other targets on {args.valid_subset} than {args.paths[0]}")
-        outputs.append(output)
+            raise ConfigError(f"--path: {path} sees other targets on {args.valid_subset} than {paths[0]}")
+        outputs[path] = output
         targets = target
-    masks = [os.path.join(os.path.dirname(path), "mask.pt") for path in args.paths]
-    iou = None
-    if all(os.path.exists(mask) for mask in masks):
-        iou = pruning.mean_pairwise_iou([torch.load(mask, weights_only=True) for mask in masks])
-    results = {"subset": args.valid_subset, "examples": len(targets), "metric": "pearson" if regression else "accuracy",
-               "members": args.paths, **scores(outputs, targets, regression), "mask_iou": iou}
-    if args.combinations:
-        results["combinations"] = {
-            str(k): {"ensembles": math.comb(len(outputs), k),
-                     **mean_over([scores([outputs[i] for i in subset], targets, regression)
-                                  for subset in itertools.combinations(range(len(outputs)), k)])}
-            for k in args.combinations}
-    return results
+    groups = [seed_group(group, outputs, targets, regression, args.combinations) for group in args.groups]
+    protocol = mean_over([{key: value for key, value in size.items() if key != "ensembles"}
+                          for group in groups for size in group["by_size"].values()])
+    return {"subset": args.valid_subset, "examples": len(targets), "metric": "pearson" if regression else "accuracy",
+            "members_per_group": len(args.groups[0]), "combinations": args.combinations, "protocol": protocol,
+            "all_members": mean_over([group["all_members"] for group in groups]), "seed_groups": groups}
 
 
 def table(results):
     def number(value, digits=4):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    lines = [f"{results['metric']} on {results['subset']} ({results['examples']} examples)"]
-    lines += [f"  member {path}: {score:.2f}" for path, score in zip(results["members"], results["single"])]
-    lines.append(f"  single (mean) {results['mean_single']:.2f} | ensemble {results['ensemble']:.2f} | diff {results['diff']:+.2f}")
-    lines.append("  Q statistic {} | disagreement {} | double fault {} | correlation {} | mask IoU {}".format(
-        *(number(results[key]) for key in ("q_statistic", "disagreement", "double_fault", "correlation", "mask_iou"))))
-    for k, summary in results.get("combinations", {}).items():
-        lines.append(f"  every {k} of {len(results['members'])} ({summary['ensembles']} ensembles, mean): single "
-                     f"{summary['mean_single']:.2f} | ensemble {summary['ensemble']:.2f} | diff {summary['diff']:+.2f} | "
-                     f"Q {number(summary['q_statistic'])} | disagreement {number(summary['disagreement'])}")
+    def line(summary):
+        return (f"single (mean) {summary['mean_single']:.2f} | ensemble {summary['ensemble']:.2f} | "
+                f"diff {summary['diff']:+.2f} | Q {number(summary['q_statistic'])} | "
+                f"disagreement {number(summary['disagreement'])} | double fault {number(summary['double_fault'])} | "
+                f"correlation {number(summary['correlation'])}")
+
+    groups, sizes = results["seed_groups"], ",".join(map(str, results["combinations"]))
+    members = results["members_per_group"]
+    lines = [f"{results['metric']} on {results['subset']} ({results['examples']} examples), "
+             f"{len(groups)} seed group(s) of {members} members",
+             f"  every sub-ensemble of {sizes} members (mean): {line(results['protocol'])}",
+             f"  all {members} members: {line(results['all_members'])} | mask IoU {number(results['all_members']['mask_iou'])}"]
+    for index, group in enumerate(groups):
+        lines.append(f"  seed group {index + 1}:")
+        lines += [f"    member {path}: {score:.2f}" for path, score in zip(group["members"], group["single"])]
+        lines.append(f"    all members: {line(group['all_members'])}")
+        lines += [f"    every {k} of {members} ({summary['ensembles']} ensembles, mean): {line(summary)}"
+                  for k, summary in group["by_size"].items()]
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
-    results = evaluate(args)
-    print(json.dumps(results, indent=1) if args.json else table(results))
+    setup_logging(quiet=prints_json(args))
+    import_user_dir(args.user_dir)
+    write_results(evaluate(args), args, table)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``fairseq-plugins-tickets``: members of a multi-ticket ensemble from one pretrained model, via fairseq-train.
 
     fairseq-plugins-tickets DATA --pretrained CKPT --out DIR --method {dense,bagging,base,active,random} \\
-        --members N [--target-ratio 0.3] [--rounds 3] [--tau T] [--seed S] -- <fairseq-train options>
+        --members N [--target-ratio 0.3] [--rounds 3] [--tau T (active, random)] [--seed S] -- <fairseq-train options>
 
 The fairseq-train options must name ``--task`` (sentence_prediction, image_classification or
 translation: it runs as ``ticket_<task>``, see ``tasks/ticket_training.py``) and ``--max-update
@@ -46,7 +46,7 @@ from fairseq_plugins.modules import pruning
 from fairseq_plugins.tasks.ticket_training import TICKET_PREFIX, TICKET_TASKS
 
 METHODS = ("dense", "bagging", "base", "active", "random")
-TICKET_METHODS = ("base", "active", "random")
+REGULARISED_METHODS = ("active", "random")
 BAGGING_FRACTION = 0.9
 SET_BY_US = ("--lr-scheduler", "--total-num-update", "--end-learning-rate", "--save-dir", "--seed",
              "--finetune-from-model", "--restore-file", "--user-dir")
@@ -64,7 +64,8 @@ def parse_args(argv=None):
     parser.add_argument("--members", type=int, required=True, help="ensemble members to build")
     parser.add_argument("--target-ratio", type=float, default=0.3, help="fraction of the prunable weights pruned (default 0.3)")
     parser.add_argument("--rounds", type=int, default=3, help="pruning rounds (default 3: 10%% of the original each)")
-    parser.add_argument("--tau", type=float, default=0.0, help="weight of the diversity regulariser at the peak LR (active and random; default 0)")
+    parser.add_argument("--tau", type=float, help="weight of the diversity regulariser at the peak LR; required by active "
+                        "and random, whose regulariser it is (the paper tunes it; the recipe uses 1e-3, SMALL=1 1e-2)")
     parser.add_argument("--seed", type=int, default=1, help="member i trains with seed S+i (default 1)")
     args = parser.parse_args(ours)
     args.train_options = train_options
@@ -76,8 +77,12 @@ def parse_args(argv=None):
         parser.error(f"--target-ratio must be in (0, 1) (got {args.target_ratio})")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
-    if args.tau < 0:
-        parser.error(f"--tau must be >= 0 (got {args.tau})")
+    if args.method in REGULARISED_METHODS and not (args.tau or 0) > 0:
+        # without the regulariser ACTIVE-LT and RANDOM-LT are BASE-LT with other seeds
+        parser.error(f"--method {args.method} needs --tau > 0 (the diversity regulariser's weight; the paper tunes it, "
+                     f"the recipe uses 1e-3); with no regulariser use --method base")
+    if args.method not in REGULARISED_METHODS and args.tau is not None:
+        parser.error(f"--tau applies to --method {' and '.join(REGULARISED_METHODS)} only (got --method {args.method})")
     for flag in SET_BY_US:
         if any(option == flag or option.startswith(flag + "=") for option in train_options):
             parser.error(f"{flag} is set by fairseq-plugins-tickets; leave it out of the fairseq-train options")
@@ -197,9 +202,9 @@ class Member:
         os.makedirs(self.dir, exist_ok=True)  # ACTIVE-LT writes its penalty before the first round runs
         init = self.path("init.pt")
         regulariser = []
-        if args.tau > 0 and args.method == "random":
+        if args.method == "random":
             regulariser = ["--ticket-random-penalty", args.target_ratio, "--ticket-penalty-seed", self.seed]
-        elif args.tau > 0 and args.method == "active" and earlier_masks:
+        elif args.method == "active" and earlier_masks:
             torch.save(pruning.active_penalty(earlier_masks), self.path("penalty.pt"))
             regulariser = ["--ticket-penalty", self.path("penalty.pt")]
         if regulariser:

@@ -6,7 +6,7 @@
 #   METHODS         default "dense bagging base active random"
 #   MEMBERS         members per seed group (default 10; SMALL=1: 3)
 #   SEED_GROUPS     first seed of each group of members (default "1 101": the paper's 20 seeds in two groups)
-#   COMBINATIONS    sub-ensemble sizes averaged by evaluate.sh (default 2,3,4,5; SMALL=1: 2,3)
+#   COMBINATIONS    sub-ensemble sizes averaged by evaluate.sh (default: the paper's 2..min(5, MEMBERS))
 #   TAU             weight of the ACTIVE/RANDOM-LT regulariser (not published; default 1e-3, SMALL=1: 1e-2)
 #   EPOCHS          finetuning epochs of every run (default 3; SMALL=1: 4)
 #   PRETRAIN_UPDATES  SMALL=1: masked-LM updates of the tiny RoBERTa (default 600)
@@ -15,6 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
+COMBINATIONS=${COMBINATIONS:-}
 WORK_DIR=$(mkdir -p "${WORK_DIR:-multi_ticket}" && cd "${WORK_DIR:-multi_ticket}" && pwd)
 METHODS=${METHODS:-"dense bagging base active random"}
 SEED_GROUPS=${SEED_GROUPS:-"1 101"}
@@ -24,7 +25,6 @@ TARGET_RATIO=0.3 ROUNDS=3
 if [[ $SMALL == 1 ]]; then
     TASKS=${TASKS:-sections}
     MEMBERS=${MEMBERS:-3}
-    COMBINATIONS=${COMBINATIONS:-2,3}
     TAU=${TAU:-1e-2}
     EVAL_SUBSET=test
     MODEL=(--arch roberta_base --encoder-layers 2 --encoder-embed-dim 64 --encoder-ffn-embed-dim 256
@@ -34,7 +34,6 @@ if [[ $SMALL == 1 ]]; then
 else
     TASKS=${TASKS:-"MRPC STS-B"}
     MEMBERS=${MEMBERS:-10}
-    COMBINATIONS=${COMBINATIONS:-2,3,4,5}
     TAU=${TAU:-1e-3}
     EVAL_SUBSET=valid  # GLUE's dev set, as the paper reports (test labels are hidden)
     MODEL=(--arch roberta_base --max-positions 512)

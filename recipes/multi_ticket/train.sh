@@ -13,6 +13,8 @@ METHOD=$1 SEED=$2 TASK=${3:-${TASKS%% *}}
 mapfile -t OPTIONS < <(finetune_options "$TASK")
 OUT=$WORK_DIR/members/$TASK/$METHOD-seed$SEED
 mkdir -p "$OUT"
+REGULARISER=()
+[[ $METHOD == active || $METHOD == random ]] && REGULARISER=(--tau "$TAU")
 fairseq-plugins-tickets "$(data_dir "$TASK")" --pretrained "$PRETRAINED" --out "$OUT" --method "$METHOD" \
-    --members "$MEMBERS" --seed "$SEED" --target-ratio "$TARGET_RATIO" --rounds "$ROUNDS" --tau "$TAU" \
+    --members "$MEMBERS" --seed "$SEED" --target-ratio "$TARGET_RATIO" --rounds "$ROUNDS" "${REGULARISER[@]}" \
     -- "${OPTIONS[@]}" | tee "$OUT/tickets.log"
