@@ -1,13 +1,16 @@
-"""Choice options declared once.
+"""Options whose allowed values are declared once, in the dataclass field.
 
-A choice option is a fairseq dataclass field whose allowed values live in its metadata
-(``choice_field``); the help text and the one-line error of ``check_choices`` both read them
-from there. fairseq's parser ignores the ``choices`` key, so a bad value is not rejected by
-argparse (whose message would be buried under fairseq's 170-line usage text) but at model,
-task or criterion build time, in one line naming the flag.
+A choice option (``choice_field``) lists its values, a numeric option (``bounded_field``) its
+range (``">= 1"``, ``"> 0"``, ``"[0, 1)"``, ...) in the field's metadata; the help text and the
+one-line error of ``check_options`` both read them from there, in one phrasing
+(``--flag must be ... (got x)``). fairseq's parser ignores these keys, so a bad value is not
+rejected by argparse (whose message would be buried under fairseq's 170-line usage text) but at
+model, task or criterion build time, in one line naming the flag.
 """
 
 import dataclasses
+import operator
+import re
 
 from fairseq_plugins.errors import ConfigError
 
@@ -25,6 +28,35 @@ def choice_field(default, choices, help):
     )
 
 
+COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+NUMBER = r"-?[\d.]+(?:e-?\d+)?"
+
+
+def within(value, bounds):
+    """Whether ``value`` lies within ``bounds``: a comparison (``">= 1"``) or an interval (``"(0, 1]"``)."""
+    comparison = re.fullmatch(rf"(>=|>|<=|<) ({NUMBER})", bounds)
+    if comparison:
+        return COMPARISONS[comparison[1]](value, float(comparison[2]))
+    interval = re.fullmatch(rf"([\[(])({NUMBER}), ({NUMBER})([\])])", bounds)
+    if not interval:
+        raise ValueError(f"bounds {bounds!r}: write a comparison ('>= 1') or an interval ('[0, 1)')")
+    low, high = float(interval[2]), float(interval[3])
+    above = value >= low if interval[1] == "[" else value > low
+    below = value <= high if interval[4] == "]" else value < high
+    return above and below
+
+
+def phrase(bounds):
+    return bounds if bounds[0] in "<>" else f"in {bounds}"
+
+
+def bounded_field(default, bounds, help):
+    """A numeric dataclass field whose value must lie within ``bounds`` (see ``within``)."""
+    if default is not None and not within(default, bounds):
+        raise ValueError(f"default {default!r} is not {phrase(bounds)}")
+    return dataclasses.field(default=default, metadata={"help": f"{help} ({phrase(bounds)})", "bounds": bounds})
+
+
 def choices_of(dataclass_type):
     """``{field name: allowed values}`` of the choice fields of ``dataclass_type``."""
     return {f.name: f.metadata["choices"] for f in dataclasses.fields(dataclass_type) if "choices" in f.metadata}
@@ -34,16 +66,23 @@ def flag(name):
     return "--" + name.replace("_", "-")
 
 
-def check_choices(cfg, dataclass_type, names=None):
-    """Raise a one-line ConfigError for the first choice field of ``dataclass_type`` whose value in
-    ``cfg`` (a dataclass, an omegaconf config or an ``argparse.Namespace``) is not allowed.
+def check_options(cfg, dataclass_type, names=None):
+    """Raise a one-line ConfigError for the first choice or bounded field of ``dataclass_type`` whose
+    value in ``cfg`` (a dataclass, an omegaconf config or an ``argparse.Namespace``) is not allowed.
     ``names``: check only these fields (e.g. the stacks a model has)."""
-    for name, allowed in choices_of(dataclass_type).items():
-        if names is not None and name not in names:
+    for field in dataclasses.fields(dataclass_type):
+        if names is not None and field.name not in names:
             continue
-        value = getattr(cfg, name)
-        if value is not None and value not in allowed:
-            raise ConfigError(f"{flag(name)} must be one of {one_of(allowed)} (got {value!r})")
+        value = getattr(cfg, field.name, None)
+        if value is None:
+            continue
+        if "choices" in field.metadata and value not in field.metadata["choices"]:
+            raise ConfigError(f"{flag(field.name)} must be one of {one_of(field.metadata['choices'])} (got {value!r})")
+        if "bounds" in field.metadata and not within(value, field.metadata["bounds"]):
+            raise ConfigError(f"{flag(field.name)} must be {phrase(field.metadata['bounds'])} (got {value!r})")
+
+
+check_choices = check_options  # until every caller says check_options
 
 
 def set_defaults(args, **defaults):

@@ -279,5 +279,5 @@ def test_chunks_bound_the_activations():
 
 
 def test_bad_chunk_size():
-    with pytest.raises(ValueError, match="chunk_size must be at least 1"):
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         small(chunk_size=0)

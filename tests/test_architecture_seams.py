@@ -20,7 +20,7 @@ from fairseq_plugins.models.transformer_options import (
     option_defaults,
     validate_options,
 )
-from fairseq_plugins.options import choices_of
+from fairseq_plugins.options import bounded_field, check_options, choices_of
 
 
 def test_every_choice_is_declared_once_and_read_by_help_and_error():
@@ -174,3 +174,19 @@ def test_every_transformer_preset_builds_through_the_namespace_api(arch):
     model = TASKS[task](args, dummy_dictionary(40)).build_model(args)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert model_from_flags(["--arch", arch, *small], 40, task=task) is not None  # the dataclass path
+
+
+@pytest.mark.parametrize("bounds, inside, outside", [
+    (">= 1", [1, 7], [0, -1]),
+    ("> 0", [1e-9, 3.0], [0.0, -2.0]),
+    ("[0, 1)", [0.0, 0.5], [1.0, -0.1]),
+    ("(0, 1]", [1.0, 0.25], [0.0, 1.5]),
+])
+def test_bounded_fields_accept_their_range_and_refuse_the_rest_in_one_phrasing(bounds, inside, outside):
+    config = dataclasses.make_dataclass("Config", [("some_size", float, bounded_field(inside[0], bounds, "a size"))])
+    for value in inside:
+        check_options(config(some_size=value), config)
+    for value in outside:
+        expected = bounds if bounds[0] in "<>" else f"in {bounds}"
+        with pytest.raises(ConfigError, match=re.escape(f"--some-size must be {expected} (got {value!r})")):
+            check_options(config(some_size=value), config)

@@ -55,7 +55,7 @@ def test_evaluate_command_matches_fairseq_validate(trained):
     root, accuracy = trained
     s_one = valid_accuracies(validate(root, "dip", "--criterion", "dip_cross_entropy", "--dip-eval-samples", 1))
     result = run_cli("fairseq-plugins-dip-evaluate", ".", "--dip", root / "dip" / "checkpoint_last.pt",
-                     "--baseline", f"mixup={root / 'mixup' / 'checkpoint_last.pt'}", "--subset", "valid",
+                     "--baseline", f"mixup={root / 'mixup' / 'checkpoint_last.pt'}", "--valid-subset", "valid",
                      "--dip-eval-samples", "1,5", "--json", cwd=root)
     results = json.loads(result.stdout)
     assert results["examples"] == 270
@@ -66,8 +66,8 @@ def test_evaluate_command_matches_fairseq_validate(trained):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--criterion", "mixup_cross_entropy", "--mixup-alpha", 0], "--mixup-alpha must be > 0 (lam ~ Beta(a, a)), got 0.0"),
-    (["--criterion", "dip_cross_entropy", "--dip-eval-samples", 0], "--dip-eval-samples must be at least 1, got 0"),
+    (["--criterion", "mixup_cross_entropy", "--mixup-alpha", 0], "--mixup-alpha must be > 0 (got 0.0)"),
+    (["--criterion", "dip_cross_entropy", "--dip-eval-samples", 0], "--dip-eval-samples must be >= 1 (got 0)"),
 ])
 def test_bad_criterion_flags_are_one_line(tmp_path, flags, message):
     result = run_cli("fairseq-train", *TRAIN, *flags, "--save-dir", tmp_path, cwd=tmp_path, check=False)
@@ -75,9 +75,9 @@ def test_bad_criterion_flags_are_one_line(tmp_path, flags, message):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (dict(dip_alpha=0.0), "--dip-alpha must be > 0 (u ~ Beta(a, a)), got 0.0"),
-    (dict(dip_train_samples=0), "--dip-train-samples must be at least 1, got 0"),
-    (dict(dip_pool_size=0), "--dip-pool-size must be at least 1, got 0"),
+    (dict(dip_alpha=0.0), "--dip-alpha must be > 0 (got 0.0)"),
+    (dict(dip_train_samples=0), "--dip-train-samples must be >= 1 (got 0)"),
+    (dict(dip_pool_size=0), "--dip-pool-size must be >= 1 (got 0)"),
 ])
 def test_bad_dip_flags(flags, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -94,7 +94,7 @@ def test_criteria_need_a_mixing_point():
 def test_dip_evaluation_of_a_checkpoint_without_pool_is_one_line(trained):
     root, _ = trained
     result = run_cli("fairseq-plugins-dip-evaluate", ".", "--dip", root / "mixup" / "checkpoint_last.pt",
-                     "--subset", "valid", cwd=root, check=False)
+                     "--valid-subset", "valid", cwd=root, check=False)
     one_line_error(result, "trained with --criterion mixup_cross_entropy, not dip_cross_entropy")
 
 

@@ -138,8 +138,8 @@ def test_cnn_trains_on_idx_files(idx_dir, tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (dict(conv_channels="8,8,8,8"), "max-pool blocks shrink a 8x8 image to nothing"),
     (dict(conv_channels="8,x"), "--conv-channels '8,x': give positive integers"),
-    (dict(dropout=1.5), "--dropout must be in [0, 1), got 1.5"),
-    (dict(hidden_layers=-1), "--hidden-layers must be >= 0, got -1"),
+    (dict(dropout=1.5), "--dropout must be in [0, 1) (got 1.5)"),
+    (dict(hidden_layers=-1), "--hidden-layers must be >= 0 (got -1)"),
 ])
 def test_bad_model_flags(flags, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -38,32 +38,6 @@ def per_parameter_optimizer_settings():
     FP16Optimizer.build_optimizer = classmethod(build_fp16_optimizer_checked)
 
 
-def unreadable_checkpoints_name_the_file():
-    import zipfile
-
-    from fairseq import checkpoint_utils
-
-    from fairseq_plugins.errors import ConfigError
-
-    load_checkpoint_to_cpu = checkpoint_utils.load_checkpoint_to_cpu
-    if getattr(load_checkpoint_to_cpu, "names_unreadable_files", False):
-        return
-
-    @functools.wraps(load_checkpoint_to_cpu)
-    def load_checkpoint_naming_the_file(path, *args, **kwargs):
-        try:
-            return load_checkpoint_to_cpu(path, *args, **kwargs)
-        except Exception:
-            # torch.save writes zip archives; anything else (garbage, a truncated copy) fails in
-            # torch's unpickler with a message that names neither the file nor the problem.
-            if os.path.isfile(path) and not zipfile.is_zipfile(path):
-                raise ConfigError(f"{path}: not a checkpoint (not a file written by torch.save, or truncated)") from None
-            raise
-
-    load_checkpoint_naming_the_file.names_unreadable_files = True
-    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_naming_the_file
-
-
 def precision_flags_without_their_hardware_are_one_line():
     """``--fp16`` without a GPU (fairseq's flat fp32 copy asks CUDA for its device: "Torch not compiled
     with CUDA enabled") and ``--bf16``/``--memory-efficient-bf16``/``--tpu`` without torch_xla (fairseq

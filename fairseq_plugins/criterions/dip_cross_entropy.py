@@ -19,7 +19,7 @@ evaluating a checkpoint with ``fairseq-validate ... --criterion dip_cross_entrop
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from fairseq_plugins.criterions.classification_cross_entropy import (
 from fairseq_plugins.criterions.mixup_cross_entropy import generator_from_trainer_seed
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.mixing import dip_log_probs, evaluation_draws, training_draws
+from fairseq_plugins.options import bounded_field, check_options
 
 logger = logging.getLogger(__name__)
 POOL_STREAM = 7919  # the pool's generator is seeded by (--seed, POOL_STREAM): unrelated to other draws
@@ -42,10 +43,10 @@ POOL_STREAM = 7919  # the pool's generator is seeded by (--seed, POOL_STREAM): u
 
 @dataclass
 class DipCrossEntropyConfig(ClassificationCrossEntropyConfig):
-    dip_alpha: float = field(default=1.0, metadata={"help": "a > 0: lam = max(u, 1 - u), u ~ Beta(a, a)"})
-    dip_train_samples: int = field(default=4, metadata={"help": "S, mixes averaged per example in training"})
-    dip_eval_samples: int = field(default=16, metadata={"help": "S, mixes averaged per example in evaluation"})
-    dip_pool_size: int = field(default=1000, metadata={"help": "training inputs kept with the model as references"})
+    dip_alpha: float = bounded_field(1.0, "> 0", "a: lam = max(u, 1 - u), u ~ Beta(a, a)")
+    dip_train_samples: int = bounded_field(4, ">= 1", "S, mixes averaged per example in training")
+    dip_eval_samples: int = bounded_field(16, ">= 1", "S, mixes averaged per example in evaluation")
+    dip_pool_size: int = bounded_field(1000, ">= 1", "training inputs kept with the model as references")
     seed: int = II("common.seed")
 
 
@@ -53,11 +54,7 @@ class DipCrossEntropyConfig(ClassificationCrossEntropyConfig):
 class DipCrossEntropyCriterion(ClassificationCrossEntropyCriterion):
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
-        if not cfg.dip_alpha > 0:
-            raise ConfigError(f"--dip-alpha must be > 0 (u ~ Beta(a, a)), got {cfg.dip_alpha}")
-        for flag in ("dip_train_samples", "dip_eval_samples", "dip_pool_size"):
-            if getattr(cfg, flag) < 1:
-                raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(cfg, flag)}")
+        check_options(cfg, DipCrossEntropyConfig)
 
     def forward(self, model, sample, reduce=True):
         require_mixing_point(model, "dip_cross_entropy")

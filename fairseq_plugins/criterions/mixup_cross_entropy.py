@@ -9,7 +9,7 @@ reproducible and resumes identically. Evaluation predicts on clean inputs (plain
 and accuracy); training logs no accuracy, which would mean nothing on mixed inputs.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,14 +21,14 @@ from fairseq_plugins.criterions.classification_cross_entropy import (
     ClassificationCrossEntropyCriterion,
     require_mixing_point,
 )
-from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.mixing import mix, mixed_targets, sample_mixing_weights, soft_cross_entropy
 from fairseq_plugins.modules.rank_streams import draw_per_rank
+from fairseq_plugins.options import bounded_field, check_options
 
 
 @dataclass
 class MixupCrossEntropyConfig(ClassificationCrossEntropyConfig):
-    mixup_alpha: float = field(default=0.2, metadata={"help": "a > 0 of lam ~ Beta(a, a)"})
+    mixup_alpha: float = bounded_field(0.2, "> 0", "a of lam ~ Beta(a, a)")
 
 
 def generator_from_trainer_seed():
@@ -41,8 +41,7 @@ def generator_from_trainer_seed():
 class MixupCrossEntropyCriterion(ClassificationCrossEntropyCriterion):
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
-        if not cfg.mixup_alpha > 0:
-            raise ConfigError(f"--mixup-alpha must be > 0 (lam ~ Beta(a, a)), got {cfg.mixup_alpha}")
+        check_options(cfg, MixupCrossEntropyConfig)
 
     def forward(self, model, sample, reduce=True):
         require_mixing_point(model, "mixup_cross_entropy")

@@ -34,7 +34,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.transformer_classifier import ClassifierOutput
 from fairseq_plugins.modules.input_store import InputStore
-from fairseq_plugins.options import set_defaults
+from fairseq_plugins.options import bounded_field, check_options, set_defaults
 
 
 @dataclass
@@ -43,9 +43,9 @@ class ImageClassifierConfig(FairseqDataclass):
         default="",
         metadata={"help": "comma-separated output channels of the 3x3 conv + ReLU + 2x2 max-pool blocks; empty: none"},
     )
-    hidden_dim: int = field(default=256, metadata={"help": "units of each fully connected hidden layer"})
-    hidden_layers: int = field(default=2, metadata={"help": "fully connected ReLU layers before the output layer"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout after each hidden layer"})
+    hidden_dim: int = bounded_field(256, ">= 1", "units of each fully connected hidden layer")
+    hidden_layers: int = bounded_field(2, ">= 0", "fully connected ReLU layers before the output layer")
+    dropout: float = bounded_field(0.0, "[0, 1)", "dropout after each hidden layer")
 
 
 def parse_channels(text):
@@ -65,12 +65,7 @@ class ImageClassifier(ClassifierOutput, BaseFairseqModel):
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__()
         channels = parse_channels(cfg.conv_channels)
-        if cfg.hidden_layers < 0:
-            raise ConfigError(f"--hidden-layers must be >= 0, got {cfg.hidden_layers}")
-        if cfg.hidden_dim < 1:
-            raise ConfigError(f"--hidden-dim must be >= 1, got {cfg.hidden_dim}")
-        if not 0 <= cfg.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+        check_options(cfg, ImageClassifierConfig)
         in_channels, height, width = image_shape
         layers = []
         for out_channels in channels:

@@ -24,7 +24,7 @@ from fairseq.modules import LayerNorm, SinusoidalPositionalEmbedding
 from fairseq.modules.transformer_layer import TransformerEncoderLayerBase
 
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import bounded_field, check_options, choice_field
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,6 @@ class BiLSTMTokenEncoder(nn.Module):
 
     def __init__(self, dictionary, embed_dim, hidden_dim, layers, dropout, word_dropout, max_positions):
         super().__init__()
-        if not 0 <= word_dropout < 1:
-            raise ConfigError(f"--word-dropout must be in [0, 1), got {word_dropout}")
         self.padding_idx, self.unk_idx = dictionary.pad(), dictionary.unk()
         self.output_dim = 2 * hidden_dim
         self.max_positions = max_positions
@@ -136,12 +134,12 @@ class TokenEncoderConfig(FairseqDataclass):
     encoder_type: str = choice_field("bilstm", ENCODER_TYPES, "per-token encoder")
     encoder_embed_dim: int = field(default=100, metadata={"help": "word embedding size (transformer: model width)"})
     encoder_hidden_dim: int = field(default=100, metadata={"help": "bilstm: units per direction"})
-    encoder_layers: int = field(default=2, metadata={"help": "encoder layers"})
+    encoder_layers: int = bounded_field(2, ">= 1", "encoder layers")
     encoder_ffn_embed_dim: int = field(default=256, metadata={"help": "transformer: feed-forward inner size"})
     encoder_attention_heads: int = field(default=4, metadata={"help": "transformer: attention heads"})
     dropout: float = field(default=0.3, metadata={"help": "dropout on embeddings and encoder outputs"})
     attention_dropout: float = field(default=0.0, metadata={"help": "transformer: dropout on attention weights"})
-    word_dropout: float = field(default=0.05, metadata={"help": "bilstm: training tokens replaced by <unk>"})
+    word_dropout: float = bounded_field(0.05, "[0, 1)", "bilstm: training tokens replaced by <unk>")
     max_positions: int = field(default=512, metadata={"help": "longest sentence in tokens"})
     word_embeddings: Optional[str] = field(
         default=None, metadata={"help": "text file of pretrained word vectors (GloVe format: word v1 ... vd), "
@@ -151,9 +149,7 @@ class TokenEncoderConfig(FairseqDataclass):
 
 def build_token_encoder(cfg, dictionary):
     """The per-token encoder named by ``cfg.encoder_type`` (a ``TokenEncoderConfig``)."""
-    check_choices(cfg, TokenEncoderConfig)
-    if cfg.encoder_layers < 1:
-        raise ConfigError(f"--encoder-layers must be >= 1, got {cfg.encoder_layers}")
+    check_options(cfg, TokenEncoderConfig)
     if cfg.encoder_type == "bilstm":
         return BiLSTMTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_hidden_dim, cfg.encoder_layers,
                                   cfg.dropout, cfg.word_dropout, cfg.max_positions)

@@ -27,7 +27,7 @@ from fairseq_plugins.modules.b2t import RESIDUAL_SCHEMES
 from fairseq_plugins.modules.length_positions import LENGTH_ENCODINGS, LENGTH_UNITS, WITH_SINUSOIDAL
 from fairseq_plugins.modules.shape import EVAL_OFFSETS
 from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS, INIT_SCHEMES
-from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
+from fairseq_plugins.options import check_options, choice_field, dataclass_defaults, set_defaults
 
 # lrpe/ldpe are decoder encodings of the output length (modules/length_positions.py), in place of the
 # decoder's sinusoidal positions or (+pe) added to them; the encoder keeps sinusoidal. relative: Shaw
@@ -125,7 +125,7 @@ def option_defaults(args, stacks=STACKS):
 def validate_options(args, stacks=STACKS):
     """One line per bad value, naming the flag and what is allowed (``stacks``: those the model has)."""
     other_stacks = {f"{stack}_residual" for stack in STACKS if stack not in stacks}
-    check_choices(args, ComposableTransformerOptions,
+    check_options(args, ComposableTransformerOptions,
                   names=set(OPTION_DEFAULTS) - other_stacks)
     if getattr(args, "no_scale_embedding", False) and args.embed_treatment == "scaled":
         raise ConfigError("--no-scale-embedding conflicts with --embed-treatment scaled; use vanilla")

@@ -33,7 +33,7 @@ from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.image_classifiers import ImageClassifier, ImageClassifierConfig, image_cnn, image_mlp
 from fairseq_plugins.models.transformer_classifier import TransformerClassifier, TransformerClassifierConfig
 from fairseq_plugins.modules.turnover_dropout import TurnOverDropout, turnover_layers
-from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults
+from fairseq_plugins.options import check_options, choice_field, dataclass_defaults
 
 PLACEMENTS = ("all", "last")
 
@@ -70,7 +70,7 @@ class TurnOverImageClassifier(ImageClassifier):
 
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__(cfg, image_shape, num_classes)
-        check_choices(cfg, TurnOverImageClassifierConfig)
+        check_options(cfg, TurnOverImageClassifierConfig)
         hidden = [i for i, layer in enumerate(self.encoder) if isinstance(layer, nn.Dropout)]
         if not hidden:
             raise ConfigError("--turnover-dropout needs at least one hidden layer (--hidden-layers >= 1)")

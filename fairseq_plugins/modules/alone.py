@@ -129,22 +129,22 @@ class AloneEmbedding(nn.Module):
         super().__init__()
         _check(filter_kind in FILTER_KINDS,
                f"--alone-filter must be one of {', '.join(FILTER_KINDS)} (got {filter_kind!r})")
-        _check(codes >= 2, f"--alone-codes must be at least 2 (got {codes})")
-        _check(codebooks >= 1, f"--alone-codebooks must be at least 1 (got {codebooks})")
+        _check(codes >= 2, f"--alone-codes must be >= 2 (got {codes})")
+        _check(codebooks >= 1, f"--alone-codebooks must be >= 1 (got {codebooks})")
         _check(0.0 < filter_dropout < 1.0,
-               f"--alone-dropout must be in the open interval (0, 1) (got {filter_dropout})")
-        _check(ffn_layers >= 1, f"--alone-ffn-layers must be at least 1 (got {ffn_layers})")
+               f"--alone-dropout must be in (0, 1) (got {filter_dropout})")
+        _check(ffn_layers >= 1, f"--alone-ffn-layers must be >= 1 (got {ffn_layers})")
         _check(0.0 <= relu_dropout < 1.0, f"--alone-relu-dropout must be in [0, 1) (got {relu_dropout})")
-        _check(std > 0, f"--alone-std must be positive (got {std})")
+        _check(std > 0, f"--alone-std must be > 0 (got {std})")
         inter_dim = 4 * embedding_dim if inter_dim is None else inter_dim
-        _check(inter_dim >= 1, f"--alone-inter-dim must be at least 1 (got {inter_dim})")
+        _check(inter_dim >= 1, f"--alone-inter-dim must be >= 1 (got {inter_dim})")
         _check(relu_dropout_off_after is None or relu_dropout_off_after >= 0,
                f"--alone-relu-dropout-off-after must be >= 0 (got {relu_dropout_off_after})")
         _check(num_embeddings >= 1 and embedding_dim >= 1,
                f"ALONE needs a vocabulary and a dimension of at least 1 (got {num_embeddings} x {embedding_dim})")
         _check(padding_idx is None or 0 <= padding_idx < num_embeddings,
                f"ALONE padding_idx must be in [0, {num_embeddings}) (got {padding_idx})")
-        _check(chunk_size is None or chunk_size >= 1, f"ALONE chunk_size must be at least 1 or None (got {chunk_size})")
+        _check(chunk_size is None or chunk_size >= 1, f"ALONE chunk_size must be >= 1 or None (got {chunk_size})")
 
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim

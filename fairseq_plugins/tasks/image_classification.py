@@ -51,7 +51,7 @@ from fairseq.tasks import FairseqTask, register_task
 
 from fairseq_plugins.criterions.classification_cross_entropy import log_accuracy
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import check_options, choice_field
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class ImageClassificationTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg, from_checkpoint=False, **kwargs):
-        check_choices(cfg, ImageClassificationConfig)
+        check_options(cfg, ImageClassificationConfig)
         if from_checkpoint and cfg.data_format != "sklearn_digits" and not os.path.isdir(cfg.data):
             return cls(cfg, {})  # predicting: the checkpoint carries the image shape and the classes
         data_format = resolve_format(cfg.data, cfg.data_format)

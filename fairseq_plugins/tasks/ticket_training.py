@@ -51,6 +51,7 @@ from fairseq.optim import FP16Optimizer
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.pruning import full_masks, penalty_l1, prunable_names, random_penalty
+from fairseq_plugins.options import bounded_field, check_options
 from fairseq_plugins.tasks.task_extension import TaskExtension, register_extension, unwrapped_model
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,13 @@ TICKET_PREFIX = "ticket_"
 class TicketConfig(FairseqDataclass):
     ticket_mask: str = field(default="", metadata={"help": "file of {parameter: bool mask}; pruned weights are held at 0"})
     ticket_penalty: str = field(default="", metadata={"help": "file of {parameter: l}: adds tau_t * ||theta * l||_1 to the loss"})
-    ticket_random_penalty: float = field(
-        default=0.0, metadata={"help": "RANDOM-LT: l ~ Bernoulli over the prunable set with P(l = 0) = this (0: off)"}
+    ticket_random_penalty: float = bounded_field(
+        0.0, "[0, 1)", "RANDOM-LT: l ~ Bernoulli over the prunable set with P(l = 0) = this (0: off)"
     )
     ticket_penalty_seed: int = field(default=1, metadata={"help": "seed of the --ticket-random-penalty draw"})
-    ticket_tau: float = field(default=0.0, metadata={"help": "tau of the regulariser at the peak LR (it decays with the LR)"})
+    ticket_tau: float = bounded_field(0.0, ">= 0", "tau of the regulariser at the peak LR (it decays with the LR)")
     ticket_save_init: str = field(default="", metadata={"help": "save the model's state at the first update here (the rewind point)"})
-    bagging_fraction: float = field(default=1.0, metadata={"help": "train on this random fraction of the train split (bagging)"})
+    bagging_fraction: float = bounded_field(1.0, "(0, 1]", "train on this random fraction of the train split (bagging)")
     bagging_seed: int = field(default=1, metadata={"help": "seed of the --bagging-fraction subset"})
 
 
@@ -156,9 +157,8 @@ class TicketTrainingMixin:
 
     def load_dataset(self, split, *args, **kwargs):
         result = super().load_dataset(split, *args, **kwargs)
+        check_options(self.ticket_cfg, TicketConfig)
         fraction = self.ticket_cfg.bagging_fraction
-        if not 0 < fraction <= 1:
-            raise ConfigError(f"--bagging-fraction must be in (0, 1] (got {fraction})")
         if split == "train" and fraction < 1:
             full = len(self.datasets[split])
             self.datasets[split] = BaggingSubset(self.datasets[split], fraction, self.ticket_cfg.bagging_seed)
@@ -175,16 +175,14 @@ class TicketTrainingMixin:
             self._masks = self._tensors_of_params(load_tensor_file(cfg.ticket_mask, "--ticket-mask"), params, "--ticket-mask")
         if cfg.ticket_penalty:
             self._penalty = self._tensors_of_params(load_tensor_file(cfg.ticket_penalty, "--ticket-penalty"), params, "--ticket-penalty")
+        check_options(cfg, TicketConfig)
         if cfg.ticket_random_penalty:
-            if cfg.ticket_penalty or not 0 < cfg.ticket_random_penalty < 1:
-                raise ConfigError(f"--ticket-random-penalty must be in (0, 1) and not given with --ticket-penalty "
-                                  f"(got {cfg.ticket_random_penalty})")
+            if cfg.ticket_penalty:
+                raise ConfigError("--ticket-random-penalty and --ticket-penalty: give one of them")
             generator = torch.Generator().manual_seed(cfg.ticket_penalty_seed)
             kept = full_masks(params, prunable_names(params))
             self._penalty = {name: l.to(params[name].device)
                              for name, l in random_penalty(kept, cfg.ticket_random_penalty, generator).items()}
-        if cfg.ticket_tau < 0:
-            raise ConfigError(f"--ticket-tau must be >= 0 (got {cfg.ticket_tau})")
         self._params = params
         self._zero_pruned(optimizer)
         # every rank holds the same model; one writes it

@@ -34,6 +34,7 @@ from fairseq.dataclass import FairseqDataclass
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spike_monitor import LossSpikeDetector, layer_grad_norms
+from fairseq_plugins.options import bounded_field, check_options
 from fairseq_plugins.tasks.task_extension import TaskExtension, register_extension, unwrapped_model
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,7 @@ class TrainingMonitorConfig(FairseqDataclass):
     skip_spike_updates: bool = field(
         default=False, metadata={"help": "do not apply an update whose loss spiked (needs --detect-loss-spikes)"}
     )
-    layer_grad_norm_interval: int = field(
-        default=0, metadata={"help": "log the gradient norm of every layer every N updates (0: never)"}
-    )
+    layer_grad_norm_interval: int = bounded_field(0, ">= 0", "log the gradient norm of every layer every N updates (0: never)")
 
 
 def layer_stacks(model: nn.Module):
@@ -76,8 +75,7 @@ class TrainingMonitorMixin:
         cfg = self.monitor_cfg = self.cfg if self.cfg is not None else self.args
         if cfg.skip_spike_updates and not cfg.detect_loss_spikes:
             raise ConfigError("--skip-spike-updates needs --detect-loss-spikes")
-        if cfg.layer_grad_norm_interval < 0:
-            raise ConfigError(f"--layer-grad-norm-interval must be >= 0 (got {cfg.layer_grad_norm_interval})")
+        check_options(cfg, TrainingMonitorConfig)
         self._spike_detector = None
         if cfg.detect_loss_spikes:
             try:
