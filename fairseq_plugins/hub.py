@@ -24,10 +24,10 @@ import os
 import numpy as np
 import torch
 
-from fairseq_plugins.cli.checkpoints import batches_in_index_order, checkpoint_task_name, load_checkpoint
+from fairseq_plugins.cli.checkpoints import checkpoint_task_name, load_checkpoint
+from fairseq_plugins.data.sentences import batches_in_index_order, on_device
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spans import decode
-from fairseq_plugins.tasks.sentence_dataset import on_device
 
 
 def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=None, **kwargs):
@@ -89,7 +89,7 @@ class Predictor:
 
     def need_training_file(self):
         for (model, _, task), path in zip(self.members, self.paths):
-            if getattr(model, "needs_instances", False) or getattr(model, "uses_instances", False):
+            if model.uses_instances:
                 if not os.path.exists(task.training_file):
                     raise ConfigError(f"--path {path}: {task.training_file} does not exist; an instance head scores "
                                       "against its training sentences: pass --data DIR, the directory holding the "
@@ -115,7 +115,7 @@ class SpanTagger(Predictor):
         return (*Predictor.vocabulary(task), task.cfg.max_span_length)  # the label grids must have one shape
 
     def sentences(self, token_lists):
-        from fairseq_plugins.tasks.span_ner import Sentence
+        from fairseq_plugins.data.conll_ner import Sentence
 
         if token_lists and isinstance(token_lists[0], Sentence):
             return list(token_lists)
@@ -127,7 +127,7 @@ class SpanTagger(Predictor):
         self.need_training_file()
         dataset = self.task.dataset_of(self.sentences(token_lists), path)
         for model, _, task in self.members:
-            task.ready(model)
+            task.prepare_for_inference(model)
         results = []
         for batch in batches_in_index_order(dataset, batch_size):
             batch = on_device(batch, self.device)
@@ -165,7 +165,7 @@ class Parser(Predictor):
     """Dependency parsing: ``parse(conllu text) -> conllu text``, ``predict`` -> heads and labels, ``explain``."""
 
     def blocks(self, text, path="<input>"):
-        from fairseq_plugins.tasks.dependency_parsing import sentences_to_parse
+        from fairseq_plugins.data.conllu_treebank import sentences_to_parse
 
         return list(sentences_to_parse(path, enumerate(text.splitlines(), 1)))
 
@@ -195,7 +195,7 @@ class Parser(Predictor):
 
     def parse_blocks(self, blocks, batch_size=32, path="<input>"):
         """The output lines of ``blocks`` (``sentences_to_parse``'s), sentence after sentence, a blank line after each."""
-        from fairseq_plugins.tasks.dependency_parsing import with_parse
+        from fairseq_plugins.data.conllu_treebank import with_parse
 
         parsed = iter(self.predict([s for s, _ in blocks if s is not None], batch_size, path))
         for sentence, block in blocks:

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
-from fairseq_plugins.cli.checkpoints import batches_in_index_order, load_checkpoint
+from fairseq_plugins.cli.checkpoints import load_checkpoint
+from fairseq_plugins.data.conllu_treebank import is_punctuation, read_conllu
+from fairseq_plugins.data.sentences import batches_in_index_order
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.tasks.dependency_parsing import (DependencyParsingConfig, DependencyParsingTask, is_punctuation,
-                                                      read_conllu)
+from fairseq_plugins.tasks.dependency_parsing import DependencyParsingConfig, DependencyParsingTask
 from parsing_helpers import write_treebank
 
 TINY = ["--arch", "dependency_parser_bilstm", "--encoder-embed-dim", 32, "--encoder-hidden-dim", 32,
@@ -115,7 +116,7 @@ def test_batches_have_ids_root_and_unknown_words(tmp_path, treebank):
     dataset = task.load_dataset("test")
     batch = dataset.collater([dataset[0]])
     tokens = batch["net_input"]["src_tokens"][0].tolist()
-    assert tokens[0] == task.root_index and tokens[1:] == [task.dictionary.unk()] * 4
+    assert tokens[0] == task.root_index and tokens[1:] == [task.words.unk()] * 4
     assert batch["id"].tolist() == [0] and batch["ntokens"] == 4
     assert batch["target"][0].tolist() == [-1, 0, 1, 1, 1]
     assert batch["labels"][0].tolist() == [-1, task.label_index["root"], task.label_index["punct"], -1,

@@ -21,11 +21,11 @@ from seqeval.scheme import IOB2
 from conftest import BIN_DIR, USER_DIR, one_line_error, run_cli
 from fairseq_plugins import hub
 from fairseq_plugins.criterions.dependency_parsing import attachment_counts, universal_label_indices
+from fairseq_plugins.data.conll_ner import read_conll
+from fairseq_plugins.data.conllu_treebank import is_punctuation, read_conllu
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.dependency_parser import DependencyParser
 from fairseq_plugins.modules.spans import spans_to_iob2
-from fairseq_plugins.tasks.dependency_parsing import is_punctuation, read_conllu
-from fairseq_plugins.tasks.span_ner import read_conll
 from parsing_helpers import write_treebank
 from test_dependency_parsing_end_to_end import FAST as PARSER_FAST, TINY as PARSER_TINY, metrics
 from test_span_ner_end_to_end import TRAIN as NER_TRAIN, write_corpus
@@ -129,7 +129,7 @@ def test_ner_ensemble_averages_the_members_probabilities(ner):
     dataset = members[0].task.dataset_of(members[0].sentences(sentences), "test")
     batch = dataset.collater([dataset[i] for i in range(len(dataset))])
     for member in members:
-        member.task.ready(member.models[0])
+        member.task.prepare_for_inference(member.models[0])
     with torch.no_grad():
         mean = torch.stack([m.models[0](**batch["net_input"])[0].exp() for m in members]).mean(0)
     found = 0

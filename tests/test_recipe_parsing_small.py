@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fairseq_plugins.tasks.dependency_parsing import read_conllu
+from fairseq_plugins.data.conllu_treebank import read_conllu
 from recipe_helpers import error_line, run_recipe
 
 

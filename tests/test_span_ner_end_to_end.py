@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from conftest import USER_DIR, build_through_namespace_api, one_line_error, run_cli
-from fairseq_plugins.cli.checkpoints import batches_in_index_order, load_checkpoint, load_split
+from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
+from fairseq_plugins.data.sentences import batches_in_index_order
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.tasks.span_ner import SpanNerConfig, SpanNerTask
 
@@ -272,7 +273,7 @@ def test_training_instances_are_the_sentences_outside_the_batch(corpus):
     batch = dataset.collater([dataset[i] for i in (0, 4, 7)])
     task.train_step(batch, model, criterion, SimpleNamespace(backward=lambda loss: loss.backward()), 1)
     # more instance sentences asked for than there are: every training sentence but the batch's
-    assert set(batch["instances"]["id"].tolist()) == set(range(len(dataset))) - {0, 4, 7}
+    assert set(model.memory.ids[:, 0].tolist()) == set(range(len(dataset))) - {0, 4, 7}
 
 
 def sentence_blocks(text):

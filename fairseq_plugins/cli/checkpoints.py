@@ -12,6 +12,7 @@
 
 import os
 
+from fairseq_plugins.data.sentences import batches_in_index_order  # noqa: F401  (the commands' import of it)
 from fairseq_plugins.errors import ConfigError
 
 
@@ -59,11 +60,6 @@ def load_split(task, cfg, subset, flag="--subset"):
     except FileNotFoundError as error:
         raise ConfigError(f"{flag} {subset}: {error}") from None
     return task.dataset(subset)
-
-
-def batches_in_index_order(dataset, batch_size):
-    for start in range(0, len(dataset), batch_size):
-        yield dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
 
 
 def classifier_logits(model, net_input):

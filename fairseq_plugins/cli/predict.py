@@ -84,14 +84,14 @@ def chunks(items, size):
 
 
 def looks_like_conll(first_line):
-    from fairseq_plugins.tasks.span_ner import DOCSTART, TAG
+    from fairseq_plugins.data.conll_ner import DOCSTART, TAG
 
     fields = first_line.split()
     return len(fields) == 1 or fields[0] == DOCSTART or bool(TAG.match(fields[-1]))
 
 
 def ner_sentences(args, lines):
-    from fairseq_plugins.tasks.span_ner import raw_text_sentences, untagged_conll_sentences
+    from fairseq_plugins.data.conll_ner import raw_text_sentences, untagged_conll_sentences
 
     input_format = args.input_format
     if input_format not in ("auto", "conll", "text"):
@@ -126,7 +126,7 @@ def predict_ner(predictor, args, lines, out):
 
 
 def predict_parses(predictor, args, lines, out):
-    from fairseq_plugins.tasks.dependency_parsing import sentences_to_parse
+    from fairseq_plugins.data.conllu_treebank import sentences_to_parse
 
     if args.input_format not in ("auto", "conllu"):
         raise ConfigError(f"--input-format {args.input_format}: a dependency_parsing model reads conllu")
@@ -198,7 +198,7 @@ def main(argv=None):
         except FileNotFoundError:
             raise ConfigError(f"--user-dir {args.user_dir}: no such directory") from None
     from fairseq_plugins import hub
-    from fairseq_plugins.tasks.text_input import numbered_lines
+    from fairseq_plugins.data.text_input import numbered_lines
 
     predictor = hub.load(args.paths, args.data, args.dip_eval_samples)
     if torch.cuda.is_available() and not args.cpu:

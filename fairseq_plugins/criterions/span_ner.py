@@ -42,7 +42,7 @@ class SpanNerCriterion(FairseqCriterion):
             raise ConfigError("--criterion span_ner needs --task span_ner")
 
     def forward(self, model, sample, reduce=True):
-        log_probs, _ = model(**sample["net_input"], instances=sample.get("instances"))
+        log_probs, _ = model(**sample["net_input"])
         target = sample["target"]
         scored = target >= 0
         gold = log_probs[scored].gather(1, target[scored].unsqueeze(1)).squeeze(1)

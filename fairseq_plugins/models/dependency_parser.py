@@ -24,7 +24,7 @@ weight-based model 71.1 / 44.3).
 The instance sets live in ``self.arc_memory`` and ``self.label_memory``
 (``modules/instance_memory.py``), outside the state dict: the task fills them with the gold edges
 of K sampled training sentences before each training step and of the whole training set before
-inference (``tasks/dependency_parsing.py``).
+inference (``models/instance_based.py``, ``tasks/instance_sets.py``).
 
 ``forward(src_tokens) -> (arc scores (B, T, T) indexed [b, dependent, head], extra)``, padding
 heads and self-loops at -inf; ``label_scores(extra, heads) -> (B, T, L)``; ``parse`` decodes.
@@ -40,6 +40,7 @@ from torch import nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.models.instance_based import InstanceBasedModel
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
 from fairseq_plugins.modules.edge_scoring import (SIMILARITIES, BiaffineArcScorer, DepHeadProjections, EdgeVectors,
                                                   InstanceEdgeScorer)
@@ -65,7 +66,7 @@ class DependencyParserConfig(TokenEncoderConfig):
 
 
 @register_model("dependency_parser", dataclass=DependencyParserConfig)
-class DependencyParser(BaseFairseqModel):
+class DependencyParser(InstanceBasedModel, BaseFairseqModel):
     def __init__(self, cfg, dictionary, num_labels, root_label=None):
         super().__init__()
         self.root_label = root_label  # index of the label ``root`` (UD: exactly the word attached to 0 has it)
@@ -90,10 +91,8 @@ class DependencyParser(BaseFairseqModel):
             self.arc_scorer = instance_scorer()
         self.label_vectors = EdgeVectors(width, cfg.mlp_dim, cfg.edge_dim, cfg.mlp_dropout)
         self.label_scorer = nn.Linear(cfg.edge_dim, num_labels) if cfg.label_head == "weight" else instance_scorer()
-        self.uses_instances = "instance" in (cfg.arc_head, cfg.label_head)
         self.arc_memory = InstanceMemory(num_labels, cfg.similarity)
         self.label_memory = InstanceMemory(num_labels, cfg.similarity)
-        self.has_training_instances = False  # the task's flag: the memories hold the whole training set
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -102,14 +101,13 @@ class DependencyParser(BaseFairseqModel):
         dataclass_defaults(cfg, DependencyParserConfig)
         return cls(cfg, task.source_dictionary, len(task.labels), task.label_index.get(ROOT_LABEL))
 
-    def set_instances(self, labels, ids, arc=None, label=None):
-        """Replace the instance sets by gold edges: ``labels`` (N,), ``ids`` (N, 2) = (sentence, dependent),
-        and the arc and/or label edge vectors (N, e) that the instance heads need (``gold_edges``)."""
-        for memory, vectors in ((self.arc_memory, arc), (self.label_memory, label)):
-            memory.clear()
-            if vectors is not None:
-                memory.add(vectors, labels, ids)
-        self.has_training_instances = False
+    @property
+    def uses_instances(self):
+        return "instance" in (self.cfg.arc_head, self.cfg.label_head)
+
+    def instance_memories(self):
+        heads = {"arc": (self.cfg.arc_head, self.arc_memory), "label": (self.cfg.label_head, self.label_memory)}
+        return {name: memory for name, (head, memory) in heads.items() if head == "instance"}
 
     def encode(self, src_tokens):
         states, padding = self.encoder(src_tokens)
@@ -142,18 +140,16 @@ class DependencyParser(BaseFairseqModel):
             return self.label_scorer(edges)
         return self.label_scorer.label_scores(edges, self.label_memory)
 
-    def gold_edges(self, batch):
-        """The gold edges of a batch of the task: keyword arguments of ``set_instances``."""
+    def encode_instances(self, batch):
+        """The gold edges of a batch of training sentences: ``{"arc"/"label": (edge vectors (N, e),
+        labels (N,), ids (N, 2) = (sentence, dependent))}`` for the instance heads."""
         extra = self.encode(batch["net_input"]["src_tokens"])
         heads, labels = batch["target"], batch["labels"]
         known = (heads >= 0) & (labels >= 0)
         rows, dependents = known.nonzero(as_tuple=True)
-        edges = {"labels": labels[known], "ids": torch.stack([batch["id"].to(rows.device)[rows], dependents], 1)}
-        if self.cfg.arc_head == "instance":
-            edges["arc"] = self.arc_edges(extra, heads)[known]
-        if self.cfg.label_head == "instance":
-            edges["label"] = self.label_edges(extra, heads)[known]
-        return edges
+        ids = torch.stack([batch["id"].to(rows.device)[rows], dependents], 1)
+        edge_vectors = {"arc": self.arc_edges, "label": self.label_edges}
+        return {name: (edge_vectors[name](extra, heads)[known], labels[known], ids) for name in self.instance_memories()}
 
     def parse(self, arc_scores, extra, lengths):
         """Decoded heads and labels (B, T), -1 at the root and padding; ``lengths`` count the root."""

@@ -8,13 +8,13 @@ gives states; every span (i, j) of at most ``--max-span-length`` tokens gets the
   (the null label included);
 - ``--span-head instance``: ``P(y | s) = sum_{j: y_j = y} softmax_j(sim(s, s_j))`` over instance
   spans ``s_j`` (``modules/instance_memory.py``; ``--similarity dot`` or ``cosine``, the cosine
-  multiplied by ``--cosine-scale``). In training the instances are ALL spans (null ones included)
-  of the task's sampled training sentences (``sample["instances"]``), encoded in eval mode
-  (no dropout) without gradient; in evaluation they are every span of the training split, in
-  ``self.memory`` (filled by the task before scoring; not part of the state dict).
+  multiplied by ``--cosine-scale``). The instances are ALL spans (null ones included) of training
+  sentences, in ``self.memory``, which the task fills (``models/instance_based.py``): in training
+  with the spans of K sampled sentences, scored as one differentiable (queries x instances)
+  matrix; in evaluation with every span of the training split, scored exactly in chunks.
 
-``forward(src_tokens, src_lengths, instances=None) -> (log_probs (B, T, L, C), extra)``; spans
-past a sentence's end get a uniform distribution (every consumer masks them).
+``forward(src_tokens, src_lengths) -> (log_probs (B, T, L, C), extra)``; spans past a sentence's
+end get a uniform distribution (every consumer masks them).
 """
 
 import math
@@ -27,6 +27,7 @@ from torch import nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.models.instance_based import InstanceBasedModel
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
 from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory, label_log_probs
 from fairseq_plugins.modules.spans import span_mask, span_vectors
@@ -46,7 +47,7 @@ class SpanNerModelConfig(TokenEncoderConfig):
 
 
 @register_model("span_ner", dataclass=SpanNerModelConfig)
-class SpanNerModel(BaseFairseqModel):
+class SpanNerModel(InstanceBasedModel, BaseFairseqModel):
     def __init__(self, cfg, dictionary, num_labels, max_span_length):
         super().__init__()
         check_choices(cfg, SpanNerModelConfig)
@@ -71,15 +72,18 @@ class SpanNerModel(BaseFairseqModel):
         return cls(cfg, task.source_dictionary, len(task.labels), task.cfg.max_span_length)
 
     @property
-    def needs_instances(self):
+    def uses_instances(self):
         return self.cfg.span_head == "instance"
+
+    def instance_memories(self):
+        return {"spans": self.memory}
 
     def spans(self, src_tokens):
         """Span vectors of the grid: (B, T, L, span_dim)."""
         states, _ = self.encoder(src_tokens)
         return self.span_dropout(self.span_projection(span_vectors(states, self.max_span_length)))
 
-    def forward(self, src_tokens, src_lengths=None, instances=None, **unused):
+    def forward(self, src_tokens, src_lengths=None, **unused):
         if src_lengths is None:
             src_lengths = src_tokens.ne(self.encoder.padding_idx).sum(1)
         vectors = self.spans(src_tokens)
@@ -87,49 +91,26 @@ class SpanNerModel(BaseFairseqModel):
         queries = vectors[inside]  # (S, span_dim): the spans inside the sentences
         if self.cfg.span_head == "classifier":
             log_probs = (queries @ self.label_embeddings.t()).log_softmax(-1)
-        elif instances is not None:
-            instance_vectors, instance_labels, _ = self.instance_vectors(instances)
-            scores = self.scale * self.similarities(queries, instance_vectors)
-            log_probs = label_log_probs(scores, instance_labels, self.num_labels)
+        elif not len(self.memory):
+            raise ConfigError("the instance head scores against training spans: its task fills model.memory "
+                              "(before each training step, and prepare_for_inference before scoring)")
+        elif self.training:  # the spans of K sampled sentences: one matrix, differentiable in the queries
+            log_probs = label_log_probs(self.scale * self.memory.similarities(queries), self.memory.labels, self.num_labels)
         else:
-            if not len(self.memory):
-                raise ConfigError("the instance head scores against the training spans: fill model.memory first "
-                                  "(the span_ner task does it before validation)")
             chunk_size = max(1, SCORE_ELEMENTS // max(1, queries.size(0)))
             log_probs = self.memory.label_log_probs(queries, chunk_size=chunk_size, scale=self.scale)
         grid = vectors.new_full((*inside.shape, self.num_labels), -math.log(self.num_labels))
         grid[inside] = log_probs.to(grid.dtype)
         return grid, {"span_mask": inside}
 
-    def similarities(self, queries, instance_vectors):
-        if self.cfg.similarity == "cosine":
-            queries = nn.functional.normalize(queries, dim=-1)
-            instance_vectors = nn.functional.normalize(instance_vectors, dim=-1)
-        return queries @ instance_vectors.t()
-
-    @torch.no_grad()
-    def instance_vectors(self, batch):
-        """``(vectors (N, span_dim), labels (N,), ids (N, 3) = (sentence id, start, end))`` of every
-        span of a collated batch of training sentences, encoded in eval mode (no dropout), sorted
-        by label."""
-        was_training = self.training
-        self.eval()
-        try:
-            vectors = self.spans(batch["net_input"]["src_tokens"])
-        finally:
-            self.train(was_training)
+    def encode_instances(self, batch):
+        """Every span of a collated batch of training sentences: ``{"spans": (vectors (N, span_dim),
+        labels (N,), ids (N, 3) = (sentence id, start, end))}``."""
+        vectors = self.spans(batch["net_input"]["src_tokens"])
         inside = batch["target"] >= 0
         rows, starts, widths = inside.nonzero(as_tuple=True)
         ids = torch.stack([batch["id"][rows], starts, starts + widths], dim=1)
-        labels = batch["target"][inside]
-        order = labels.argsort(stable=True)  # grouped by label: label_log_probs then needs no column copy
-        return vectors[inside][order], labels[order], ids[order]
-
-    def fill_memory(self, batches):
-        """Replace the memory with every span of ``batches`` (collated training sentences)."""
-        self.memory.clear()
-        for batch in batches:
-            self.memory.add(*self.instance_vectors(batch))
+        return {"spans": (vectors[inside], batch["target"][inside], ids)}
 
     @torch.no_grad()
     def query_vectors(self, src_tokens, spans):

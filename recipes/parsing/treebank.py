@@ -19,8 +19,8 @@ import sys
 
 import numpy as np
 
+from fairseq_plugins.data.conllu_treebank import read_conllu
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.tasks.dependency_parsing import read_conllu
 
 SPLITS = ("train", "valid", "test")
 METRICS = ("uas", "las", "uas_punct", "las_punct", "well_formed")

@@ -1,0 +1,149 @@
+"""The task side of the instance-set protocol: span NER, dependency parsing and any instance-based method.
+
+An instance-based model scores by similarity to training instances (``models/instance_based.py``:
+the model side). The task decides which training sentences its memories hold and when:
+
+- training: before each step, ``--instance-sentences`` K training sentences outside the batch,
+  drawn without replacement by numpy's ``default_rng([--seed, update number])`` (a resumed run
+  draws what an uninterrupted one would), in index order;
+- scoring (fairseq-train's validation, fairseq-validate, ``predict``, ``explain``, the hub):
+  ``inference_sentences()``, every training sentence, encoded by the weights as they are.
+
+Staleness, one rule: a memory filled for inference serves until the task's next training step.
+The task counts its training steps and a model remembers the count its memory was filled at, so
+every model the task scores (the trained one, an EMA copy, an ensemble member) is refilled when
+training has moved on since.
+
+The memory is never stored in a checkpoint: a checkpoint being evaluated reads the training file
+for it, and only the file it was trained on (``data/vocabulary.py``, whose sha256 check the task
+inherits).
+
+A subclass (one per file format) sets ``suffix`` (its files are ``DATA/{split}{suffix}``) and
+defines ``read(path) -> sentences`` (each with its first ``line``), ``build_vocabulary()`` (from
+``self.train_sentences``) and ``dataset_of(sentences, path, shuffle)``; its config subclasses
+``InstanceSetConfig`` and adds ``data`` and ``max_positions``.
+"""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from omegaconf import II
+
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask
+
+from fairseq_plugins.data.sentences import batches_in_index_order, on_device
+from fairseq_plugins.data.vocabulary import VocabularyInCheckpoint
+from fairseq_plugins.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ENCODE_BATCH = 64  # training sentences per forward pass when the memories are filled
+
+
+def instance_sentences_field(default):
+    return field(default=default, metadata={
+        "help": "instance-based heads: K, the training sentences (outside the batch) sampled for each training batch "
+                "as the instances it is scored against"})
+
+
+@dataclass
+class InstanceSetConfig(FairseqDataclass):
+    instance_sentences: int = instance_sentences_field(32)
+    seed: int = II("common.seed")
+
+
+class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
+    suffix = None
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if cfg.instance_sentences < 1:
+            raise ConfigError(f"--instance-sentences must be >= 1 (got {cfg.instance_sentences})")
+        self.training_file = os.path.join(cfg.data, f"train{self.suffix}")
+        self.training_steps = 0
+
+    @classmethod
+    def setup_task(cls, cfg, from_checkpoint=False, **kwargs):
+        task = cls(cfg)
+        if not from_checkpoint:  # training: a bad training file stops fairseq-train before anything is built
+            if not os.path.isdir(cfg.data):  # (a checkpoint carries its vocabulary: it may need no DATA)
+                raise ConfigError(f"DATA {cfg.data!r} is not a directory (it must hold train{cls.suffix} and "
+                                  f"valid{cls.suffix})")
+            task.vocabulary()
+        return task
+
+    @cached_property
+    def train_sentences(self):
+        return self.read_training_file(self.read)
+
+    @property
+    def words(self):
+        return self.vocabulary().words
+
+    def load_dataset(self, split, combine=False, **kwargs):
+        path = os.path.join(self.cfg.data, f"{split}{self.suffix}")
+        sentences = self.train_sentences if split == "train" else self.read(path)
+        self.datasets[split] = self.dataset_of(sentences, path, shuffle=split == "train")
+        logger.info("%s: %d sentences", path, len(sentences))
+        return self.datasets[split]
+
+    def train_dataset(self):
+        if "train" not in self.datasets:
+            self.load_dataset("train")
+        return self.datasets["train"]
+
+    # --- the instance set -------------------------------------------------------------------------
+
+    def sample_instance_sentences(self, batch_ids, update_num):
+        """Indices of K training sentences outside the batch (``batch_ids``), in index order."""
+        pool = np.setdiff1d(np.arange(len(self.train_dataset())), batch_ids.cpu().numpy())
+        if len(pool) == 0:
+            raise ConfigError("instance-based heads need training sentences outside the batch, and this batch holds "
+                              "every one; lower --batch-size/--max-tokens")
+        rng = np.random.default_rng([self.cfg.seed, update_num])
+        return np.sort(rng.choice(pool, size=min(self.cfg.instance_sentences, len(pool)), replace=False))
+
+    def inference_sentences(self):
+        """Indices of the training sentences whose instances the memories hold when a model scores: all."""
+        return np.arange(len(self.train_dataset()))
+
+    def fill_memories(self, model, indices, purpose):
+        train = self.train_dataset()
+        device = next(model.parameters()).device
+        batches = (on_device(train.collater([train[int(i)] for i in indices[start:start + ENCODE_BATCH]]), device)
+                   for start in range(0, len(indices), ENCODE_BATCH))
+        model.fill_memories(batches, (purpose, self.training_steps))
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        self.training_steps += 1
+        if model.uses_instances:
+            self.fill_memories(model, self.sample_instance_sentences(sample["id"], update_num), "training")
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def prepare_for_inference(self, model):
+        """Fill ``model``'s memories with ``inference_sentences()`` unless they hold them since the latest training step."""
+        if model.uses_instances and model.memory_filled_for != ("inference", self.training_steps):
+            self.fill_memories(model, self.inference_sentences(), "inference")
+            logger.info("instance memories: %s", ", ".join(f"{name} {len(memory)}" for name, memory in model.instance_memories().items()))
+
+    def valid_step(self, sample, model, criterion):
+        self.prepare_for_inference(model)
+        return super().valid_step(sample, model, criterion)
+
+    def batches(self, model, dataset, batch_size):
+        """``dataset``'s batches in index order on ``model``'s device, the model prepared to score them."""
+        self.prepare_for_inference(model)
+        device = next(model.parameters()).device
+        for batch in batches_in_index_order(dataset, batch_size):
+            yield on_device(batch, device)
+
+    def max_positions(self):
+        return self.cfg.max_positions
+
+    @property
+    def source_dictionary(self):
+        return self.words
