@@ -96,7 +96,32 @@ def set_defaults(args, **defaults):
 def dataclass_defaults(args, config_class):
     """Give ``args`` the default of every field of ``config_class`` it lacks. fairseq's Namespace
     path (``options.parse_args_and_arch`` + ``task.build_model(args)``, used by scripts and hub-style
-    loading) leaves unset model options absent, where fairseq-train's dataclass path fills them."""
+    loading) leaves unset model options absent, where fairseq-train's dataclass path fills them.
+    An interpolation (``"${common.seed}"``) is not a value: fairseq's own config resolves it."""
     for field in dataclasses.fields(config_class):
-        if not hasattr(args, field.name) and field.default is not dataclasses.MISSING:
-            setattr(args, field.name, field.default)
+        default = field.default
+        interpolation = isinstance(default, str) and default.startswith("${")
+        if not hasattr(args, field.name) and default is not dataclasses.MISSING and not interpolation:
+            setattr(args, field.name, default)
+
+
+def copied_fields(config_class, keep=lambda name: True):
+    """The fields of ``config_class`` (those whose name ``keep`` accepts) as ``make_dataclass``
+    takes them, to declare them again in a config of another lineage."""
+    return [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+            for f in dataclasses.fields(config_class) if keep(f.name)]
+
+
+def register_preset(model_name, name, summary, *architectures, **defaults):
+    """Register architecture ``name`` of ``model_name``: ``defaults`` for the options the user did not
+    give, then each of ``architectures`` (functions filling the rest, e.g. fairseq's stock dims)."""
+    from fairseq.models import register_model_architecture
+
+    def preset(args):
+        set_defaults(args, **defaults)
+        for architecture in architectures:
+            architecture(args)
+
+    preset.__name__ = name
+    preset.__doc__ = f"{summary}; defaults {defaults}, then {', '.join(a.__name__ for a in architectures)}"
+    register_model_architecture(model_name, name)(preset)

@@ -51,7 +51,7 @@ from fairseq_plugins.models.transformer_options import (
     option_defaults,
     validate_options,
 )
-from fairseq_plugins.options import set_defaults
+from fairseq_plugins.options import copied_fields, dataclass_defaults, register_preset, set_defaults
 
 MODEL_NAME = "composable_transformer_lm"
 
@@ -61,11 +61,7 @@ DIM_OVERRIDES = [("decoder_input_dim", Optional[int], None), ("decoder_output_di
 # fairseq's LM config, the family's options that a decoder has (no encoder_*), and the dims above.
 ComposableTransformerLMConfig = dataclasses.make_dataclass(
     "ComposableTransformerLMConfig",
-    [
-        (f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
-        for f in dataclasses.fields(ComposableTransformerOptions)
-        if not f.name.startswith("encoder_")
-    ]
+    copied_fields(ComposableTransformerOptions, keep=lambda name: not name.startswith("encoder_"))
     + [
         (name, type_, dataclasses.field(default=default,
                                         metadata=TransformerLanguageModelConfig.__dataclass_fields__[name].metadata))
@@ -85,15 +81,8 @@ def as_namespace(cfg):
     if isinstance(cfg, DictConfig):
         return Namespace(**OmegaConf.to_container(cfg, resolve=True))
     args = Namespace(**vars(cfg))
-    for config_field in dataclasses.fields(ComposableTransformerLMConfig):
-        default = config_field.default
-        if not hasattr(args, config_field.name) and default is not dataclasses.MISSING and not is_interpolation(default):
-            setattr(args, config_field.name, default)
+    dataclass_defaults(args, ComposableTransformerLMConfig)
     return args
-
-
-def is_interpolation(value):
-    return isinstance(value, str) and value.startswith("${")
 
 
 @register_model(MODEL_NAME, dataclass=ComposableTransformerLMConfig)
@@ -138,18 +127,12 @@ def spike_transformer_lm(args):
                  activation_fn="gelu", share_decoder_input_output_embed=True)
 
 
-def register_preset(name, summary, layers, dim, heads, dropout):
-    def preset(args):
-        set_defaults(args, decoder_layers=layers, decoder_embed_dim=dim, decoder_attention_heads=heads,
-                     decoder_ffn_embed_dim=4 * dim, dropout=dropout)
-        spike_transformer_lm(args)
-
-    preset.__name__ = name
-    preset.__doc__ = f"{summary}: {layers} layers, d {dim}, {heads} heads, ffn {4 * dim}, dropout {dropout}"
-    register_model_architecture(MODEL_NAME, name)(preset)
+def register_lm_preset(name, summary, layers, dim, heads, dropout):
+    register_preset(MODEL_NAME, name, summary, spike_transformer_lm, decoder_layers=layers, decoder_embed_dim=dim,
+                    decoder_attention_heads=heads, decoder_ffn_embed_dim=4 * dim, dropout=dropout)
 
 
-register_preset("spike_transformer_lm_350m", "Spike No More's 350M shape", 24, 1024, 16, dropout=0.1)
-register_preset("spike_transformer_lm_1_7b", "Spike No More's 1.7B shape", 24, 2304, 24, dropout=0.1)
-register_preset("spike_transformer_lm_small", "small LM for a GPU or a patient CPU (PTB)", 6, 256, 4, dropout=0.3)
-register_preset("spike_transformer_lm_tiny", "tiny LM for CPU tests", 2, 128, 4, dropout=0.1)
+register_lm_preset("spike_transformer_lm_350m", "Spike No More's 350M shape", 24, 1024, 16, dropout=0.1)
+register_lm_preset("spike_transformer_lm_1_7b", "Spike No More's 1.7B shape", 24, 2304, 24, dropout=0.1)
+register_lm_preset("spike_transformer_lm_small", "small LM for a GPU or a patient CPU (PTB)", 6, 256, 4, dropout=0.3)
+register_lm_preset("spike_transformer_lm_tiny", "tiny LM for CPU tests", 2, 128, 4, dropout=0.1)

@@ -18,6 +18,8 @@ from fairseq.distributed import (
 )
 from fairseq.tasks import TASK_DATACLASS_REGISTRY, TASK_REGISTRY, register_task
 
+from fairseq_plugins.options import copied_fields
+
 DATA_PARALLEL_WRAPPERS = (DistributedTimeoutWrapper, ModuleProxyWrapper, nn.parallel.DistributedDataParallel,
                           LegacyDistributedDataParallel, TPUDistributedDataParallel)
 
@@ -46,12 +48,7 @@ def unwrapped_model(model: nn.Module) -> nn.Module:
 def extend(extension, task_name, base_task_name, applied):
     base, base_config = TASK_REGISTRY[task_name], TASK_DATACLASS_REGISTRY[task_name]
     suffix = "".join(part.capitalize() for part in extension.prefix.split("_"))
-    config = dataclasses.make_dataclass(
-        f"{suffix}{base_config.__name__}",
-        [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
-         for f in dataclasses.fields(extension.config)],
-        bases=(base_config,),
-    )
+    config = dataclasses.make_dataclass(f"{suffix}{base_config.__name__}", copied_fields(extension.config), bases=(base_config,))
     name = f"{extension.prefix}_{task_name}"
     task = type(f"{suffix}{base.__name__}", (extension.mixin, base), {"__doc__": f"{task_name} + {extension.mixin.__module__}"})
     register_task(name, dataclass=config)(task)
