@@ -46,7 +46,7 @@ from fairseq_plugins.modules.edge_scoring import (SIMILARITIES, BiaffineArcScore
                                                   InstanceEdgeScorer)
 from fairseq_plugins.modules.instance_memory import InstanceMemory
 from fairseq_plugins.modules.tree_decoding import DECODERS, decode
-from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
+from fairseq_plugins.options import bounded_field, check_options, choice_field, dataclass_defaults, set_defaults
 
 HEADS = ("instance", "weight")
 ROOT_LABEL = "root"
@@ -57,11 +57,11 @@ class DependencyParserConfig(TokenEncoderConfig):
     arc_head: str = choice_field("instance", HEADS, "arc scorer: similarity to training edges, or biaffine weights")
     label_head: str = choice_field("instance", HEADS, "label scorer: similarity to each label's training edges, or a linear layer")
     similarity: str = choice_field("cosine", SIMILARITIES, "instance heads: similarity of edge vectors")
-    cosine_scale: float = field(default=10.0, metadata={"help": "cosine similarity: (initial) scale s of s * cos"})
+    cosine_scale: float = bounded_field(10.0, "> 0", "cosine similarity: (initial) scale s of s * cos")
     fixed_cosine_scale: bool = field(default=False, metadata={"help": "cosine similarity: keep --cosine-scale fixed"})
     decoder: str = choice_field("mst", DECODERS, "mst: best tree with one root (Chu-Liu-Edmonds); eisner: best projective tree; greedy: best head per word")
-    mlp_dim: int = field(default=128, metadata={"help": "size of the dep/head projections"})
-    edge_dim: int = field(default=128, metadata={"help": "size of the edge vectors e(d, h)"})
+    mlp_dim: int = bounded_field(128, ">= 1", "size of the dep/head projections")
+    edge_dim: int = bounded_field(128, ">= 1", "size of the edge vectors e(d, h)")
     mlp_dropout: float = field(default=0.3, metadata={"help": "dropout after the dep/head projections"})
 
 
@@ -70,12 +70,7 @@ class DependencyParser(InstanceBasedModel, BaseFairseqModel):
     def __init__(self, cfg, dictionary, num_labels, root_label=None):
         super().__init__()
         self.root_label = root_label  # index of the label ``root`` (UD: exactly the word attached to 0 has it)
-        check_choices(cfg, DependencyParserConfig)
-        for name in ("mlp_dim", "edge_dim"):
-            if getattr(cfg, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-        if cfg.cosine_scale <= 0:
-            raise ConfigError(f"--cosine-scale must be positive, got {cfg.cosine_scale}")
+        check_options(cfg, DependencyParserConfig)
         self.cfg = cfg
         self.encoder = build_token_encoder(cfg, dictionary)
         width = self.encoder.output_dim

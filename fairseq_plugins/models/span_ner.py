@@ -31,7 +31,7 @@ from fairseq_plugins.models.instance_based import InstanceBasedModel
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
 from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory, label_log_probs
 from fairseq_plugins.modules.spans import span_mask, span_vectors
-from fairseq_plugins.options import check_choices, choice_field, dataclass_defaults, set_defaults
+from fairseq_plugins.options import bounded_field, check_options, choice_field, dataclass_defaults, set_defaults
 
 SPAN_HEADS = ("classifier", "instance")
 SCORE_ELEMENTS = 2**22  # query x memory scores held at once when scoring against the memory
@@ -42,7 +42,7 @@ class SpanNerModelConfig(TokenEncoderConfig):
     span_head: str = choice_field("instance", SPAN_HEADS, "how a span vector becomes label probabilities")
     similarity: str = choice_field("dot", SIMILARITIES, "instance head: similarity of two span vectors")
     cosine_scale: float = field(default=10.0, metadata={"help": "--similarity cosine: multiplies the cosine before the softmax"})
-    span_dim: int = field(default=100, metadata={"help": "size of the projected span vectors"})
+    span_dim: int = bounded_field(100, ">= 1", "size of the projected span vectors")
     max_positions: int = II("task.max_positions")
 
 
@@ -50,9 +50,7 @@ class SpanNerModelConfig(TokenEncoderConfig):
 class SpanNerModel(InstanceBasedModel, BaseFairseqModel):
     def __init__(self, cfg, dictionary, num_labels, max_span_length):
         super().__init__()
-        check_choices(cfg, SpanNerModelConfig)
-        if cfg.span_dim < 1:
-            raise ConfigError(f"--span-dim must be >= 1, got {cfg.span_dim}")
+        check_options(cfg, SpanNerModelConfig)
         self.cfg = cfg
         self.max_span_length = max_span_length
         self.num_labels = num_labels

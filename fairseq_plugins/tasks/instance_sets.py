@@ -26,7 +26,7 @@ defines ``read(path) -> sentences`` (each with its first ``line``), ``build_voca
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -38,6 +38,7 @@ from fairseq.tasks import FairseqTask
 from fairseq_plugins.data.sentences import batches_in_index_order, on_device
 from fairseq_plugins.data.vocabulary import VocabularyInCheckpoint
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded_field, check_options
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,8 @@ ENCODE_BATCH = 64  # training sentences per forward pass when the memories are f
 
 
 def instance_sentences_field(default):
-    return field(default=default, metadata={
-        "help": "instance-based heads: K, the training sentences (outside the batch) sampled for each training batch "
-                "as the instances it is scored against"})
+    return bounded_field(default, ">= 1", "instance-based heads: K, the training sentences (outside the batch) sampled "
+                         "for each training batch as the instances it is scored against")
 
 
 @dataclass
@@ -61,8 +61,7 @@ class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        if cfg.instance_sentences < 1:
-            raise ConfigError(f"--instance-sentences must be >= 1 (got {cfg.instance_sentences})")
+        check_options(cfg, InstanceSetConfig)
         self.training_file = os.path.join(cfg.data, f"train{self.suffix}")
         self.training_steps = 0
 

@@ -33,7 +33,7 @@ from fairseq_plugins.data.vocabulary import vocabulary
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.token_encoders import init_word_embeddings
 from fairseq_plugins.modules.spans import OUTSIDE, SCHEMES, decode, spans_to_iob2
-from fairseq_plugins.options import check_choices, choice_field
+from fairseq_plugins.options import bounded_field, check_options, choice_field
 from fairseq_plugins.tasks.instance_sets import InstanceSetConfig, InstanceSetTask, instance_sentences_field
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 class SpanNerConfig(InstanceSetConfig):
     data: str = field(default="", metadata={"help": "directory with train.conll, valid.conll[, test.conll]"})
     tag_scheme: str = choice_field("auto", SCHEMES, "tagging scheme of the files (auto: BIOES if E-/S- tags occur, else IOB)")
-    max_span_length: int = field(default=6, metadata={"help": "longest candidate span L, in tokens"})
+    max_span_length: int = bounded_field(6, ">= 1", "longest candidate span L, in tokens")
     instance_sentences: int = instance_sentences_field(50)
     max_positions: int = field(default=512, metadata={"help": "longest sentence, in tokens"})
 
@@ -53,9 +53,7 @@ class SpanNerTask(InstanceSetTask):
     suffix = ".conll"
 
     def __init__(self, cfg):
-        check_choices(cfg, SpanNerConfig)
-        if cfg.max_span_length < 1:
-            raise ConfigError(f"--max-span-length must be >= 1 (got {cfg.max_span_length})")
+        check_options(cfg, SpanNerConfig)
         super().__init__(cfg)
 
     def read(self, path):
