@@ -27,14 +27,14 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import torch
 
-from fairseq_plugins.cli.quickstart import fairseq_cli, run, train
+from fairseq_plugins.cli.fairseq_runs import fairseq_command, run_fairseq
+from fairseq_plugins.cli.toy_experiment import train
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.modules.alone import AloneEmbedding
 from fairseq_plugins.synthetic_translation import write_corpus
@@ -75,7 +75,7 @@ def binarized_toy_corpus(work, vocab_size, test_sentences, train_sentences=2000)
     raw = write_corpus(os.path.join(work, "raw"), (("train", train_sentences), ("valid", 100), ("test", test_sentences)))
     dictionary, data = os.path.join(work, "dict.txt"), os.path.join(work, "data-bin")
     padded_dictionary(raw, dictionary, vocab_size)
-    run(fairseq_cli("preprocess") + [
+    run_fairseq(fairseq_command("preprocess") + [
         "--source-lang", "en", "--target-lang", "xx", "--joined-dictionary", "--srcdict", dictionary,
         "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--testpref", f"{raw}/test",
         "--destdir", data, "--workers", "1",
@@ -99,10 +99,12 @@ def sentences_per_second(data, checkpoint, args):
         "--batch-size", str(args.batch_size), "--max-len-a", "0", "--max-len-b", str(args.length),
         "--min-len", str(args.length), "--quiet",
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    match = SPEED.search(result.stdout + result.stderr)
-    if result.returncode != 0 or not match:
-        sys.exit(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    log = os.path.join(os.path.dirname(checkpoint), "generate.log")
+    run_fairseq(command, log)
+    with open(log) as f:
+        match = SPEED.search(f.read())
+    if not match:
+        sys.exit(f"{log}: fairseq-generate logged no speed")
     return float(match.group(1))
 
 

@@ -2,6 +2,12 @@
 # Every step writes a "<name>.done" marker when it finishes, so a re-run skips finished steps and an
 # interrupted one starts over; downloads resume from their ".part" file.
 
+# Every recipe's common.sh (or script) starts with:
+#   set -euo pipefail
+#   HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+#   . "$HERE/../lib.sh"
+#   work_dir DEFAULT            # or new_work_dir / prepared_work_dir (seq2seq recipes)
+
 die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
 say() { echo "[$(basename "$(dirname "$0")")] $*" >&2; }
 
@@ -11,6 +17,19 @@ need() {  # need TOOL HINT: stop with what to do when a tool is missing
 
 need_python() {  # need_python MODULE PACKAGE
     python -c "import $1" 2>/dev/null || die "python module $1 not found; pip install $2"
+}
+
+# work_dir DEFAULT: WORK_DIR (default DEFAULT, relative to the current directory) created and made absolute.
+work_dir() { WORK_DIR=$(mkdir -p "${WORK_DIR:-$1}" && cd "${WORK_DIR:-$1}" && pwd); }
+
+# seeded_run NAME [SEED]: a run's name, NAME-seedS for seed S (default: $SEED when set, else just NAME), so
+# that several seeds of one experiment keep their own checkpoints and results.
+seeded_run() { local seed=${2-${SEED:-}}; echo "$1${seed:+-seed$seed}"; }
+
+# last_validation LOG [SUBSET] [FIELD]: the last validation of SUBSET (default valid) that fairseq-train or
+# fairseq-validate wrote to LOG, as "field value | ...", or one FIELD's value (fairseq_plugins.cli.fairseq_runs).
+last_validation() {
+    python -m fairseq_plugins.cli.fairseq_runs "$1" --valid-subset "${2:-valid}" ${3:+--field "$3"}
 }
 
 done_marker() { echo "$WORK_DIR/.done/$1"; }
@@ -69,7 +88,7 @@ TEXT_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/text_tools.py
 
 # new_work_dir DEFAULT (prepare.sh): WORK_DIR (created, absolute) and the paths under it.
 new_work_dir() {
-    WORK_DIR=$(mkdir -p "${WORK_DIR:-$1}" && cd "${WORK_DIR:-$1}" && pwd)
+    work_dir "$1"
     TEXT=$WORK_DIR/text ENCODED=$WORK_DIR/encoded DATA=$WORK_DIR/data-bin
     SMALL=${SMALL:-0}
     SPM_VOCAB=${SPM_VOCAB:-$([[ $SMALL == 1 ]] && echo 1000 || echo 32000)}
@@ -117,10 +136,6 @@ binarize() {
 SMALL_TRANSFORMER=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
                    --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4
                    --decoder-attention-heads 4)
-
-# seeded_run EXPERIMENT: the run's name, EXPERIMENT, or EXPERIMENT-seedS when SEED=S is set (so that
-# several seeds of one experiment keep their own checkpoints and results).
-seeded_run() { echo "$1${SEED:+-seed$SEED}"; }
 
 # train_seq2seq DESCRIPTION [FAIRSEQ_ARGS...]: the papers' shared recipe (Adam (0.9, 0.98), inverse_sqrt
 # from 1e-7, label smoothing 0.1, shared embeddings) for the model in MODEL, into

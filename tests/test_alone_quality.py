@@ -18,11 +18,11 @@ def test_alone_quality_trains_every_variant_and_seed(tmp_path):
     assert standard["embedding_parameters"] == report["vocab_size"] * 128
     assert binary["embedding_parameters"] == 128 + 2 * 128 * 512
     for name, row in report["variants"].items():
-        assert sorted(row["bleu_by_seed"]) == ["1", "2"] and row["bleu_std"] is not None
+        assert sorted(row["bleu"]["by_seed"]) == ["1", "2"] and row["bleu"]["std"] is not None
         for seed in ("1", "2"):  # each seed's last validation in its own training log
             log = (tmp_path / "work" / f"train-{name}-seed{seed}.log").read_text()
             last = log.rsplit("valid on 'valid' subset", 1)[1]
-            assert f"| nll_loss {row['valid_nll_by_seed'][seed]} |" in last
+            assert f"| nll_loss {row['valid_nll']['by_seed'][seed]} |" in last
     assert (tmp_path / "work" / "checkpoints-alone-real-seed2" / "checkpoint_last.pt").exists()
 
 

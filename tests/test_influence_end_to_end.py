@@ -41,7 +41,7 @@ def trained(noisy_digits, tmp_path_factory):
 def influence_run(noisy_digits, trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("influence")
     result = run_cli("fairseq-plugins-influence", noisy_digits, "--user-dir", USER_DIR, "--path", trained,
-                     "--train-subset", "train", "--test-subset", "valid", "--out", out, "--top-k", 2,
+                     "--train-subset", "train", "--valid-subset", "valid", "--out", out, "--top-k", 2,
                      "--print-tests", 4, "--no-progress-bar")
     return out, result.stdout
 

@@ -51,7 +51,7 @@ def test_influence_of_a_sentence_classifier(tmp_path):
             "--no-progress-bar", "--log-format", "simple")
     out = tmp_path / "influence"
     run_cli("fairseq-plugins-influence", data, "--user-dir", USER_DIR, "--path", save_dir / "checkpoint_last.pt",
-            "--test-subset", "valid", "--out", out, "--pairs-per-batch", 1000, "--no-progress-bar")
+            "--valid-subset", "valid", "--out", out, "--pairs-per-batch", 1000, "--no-progress-bar")
     matrix = np.load(out / "influence.npy")
     assert matrix.shape == (37, 300) and np.isfinite(matrix).all() and np.abs(matrix).max() > 0
 

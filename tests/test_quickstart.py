@@ -15,5 +15,5 @@ def test_quickstart_prints_bleu_with_signature(tmp_path):
                      "--max-update", 20)
     assert re.search(r"^BLEU = \d+\.\d+ ", result.stdout, re.M), result.stdout
     assert re.search(r"^signature: nrefs:1\|case:mixed\|eff:no\|tok:13a\|smooth:exp\|version:", result.stdout, re.M)
-    for step in ("fairseq_cli.preprocess", "fairseq_cli.train", "fairseq_cli.generate"):
+    for step in ("fairseq-preprocess ", "fairseq-train ", "fairseq-generate "):
         assert step in result.stderr

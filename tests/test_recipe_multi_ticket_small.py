@@ -57,4 +57,4 @@ def test_small_mode_end_to_end(tmp_path):
             assert torch.equal(value, pretrained[name]), name
     # a re-run trains nothing again
     again = run_recipe("multi_ticket/train.sh", env, args=("random", "1"))
-    assert "fairseq-train " not in again.stdout and again.stdout.count("skip member-") == 2
+    assert "fairseq-train " not in again.stderr and again.stdout.count("skip member-") == 2

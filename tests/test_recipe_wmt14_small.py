@@ -39,9 +39,9 @@ def test_compare_trains_every_seed_and_tabulates(tmp_path):
     for experiment in ("standard", "alone-binary"):
         row = table["experiments"][experiment]
         runs = {seed: json.loads((tmp_path / "results" / f"{experiment}-seed{seed}.json").read_text()) for seed in (1, 2)}
-        assert row["bleu_per_seed"] == {str(seed): run["newstest2014"] for seed, run in runs.items()}
-        assert row["bleu_mean"] == round(statistics.mean(run["newstest2014"] for run in runs.values()), 2)
-        assert row["bleu_std"] == round(statistics.stdev(run["newstest2014"] for run in runs.values()), 2)
+        assert row["bleu"]["by_seed"] == {str(seed): run["newstest2014"] for seed, run in runs.items()}
+        assert row["bleu"]["mean"] == round(statistics.mean(run["newstest2014"] for run in runs.values()), 2)
+        assert row["bleu"]["std"] == round(statistics.stdev(run["newstest2014"] for run in runs.values()), 2)
         assert f"{experiment}\t{row['parameters']['embedding']}\t" in (tmp_path / "results" / "compare.tsv").read_text()
         # each seed is its own training: its --seed in its own log, and its own weights
         for seed in (1, 2):

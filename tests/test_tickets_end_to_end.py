@@ -79,7 +79,7 @@ def last_logged_lr(log):
 
 def test_three_rounds_prune_thirty_percent_and_finetuning_keeps_them_zero(pretrained, base_tickets):
     out, result = base_tickets
-    assert result.stdout.count("fairseq-train ") == 4  # 3 rounds + the ticket's finetune, each printed
+    assert result.stderr.count("fairseq-train ") == 4  # 3 rounds + the ticket's finetune, each printed
     initial = load(pretrained)["model"]
     names = pruning.prunable_names(initial)
     assert names == ["encoder.1.weight", "encoder.4.weight"]  # hidden layers, not the output layer
@@ -117,7 +117,7 @@ def test_lr_reaches_zero_at_the_end_of_every_round(base_tickets):
 def test_rerun_skips_finished_members(pretrained, base_tickets):
     out, _ = base_tickets
     result = tickets(pretrained, out, "base", 1)
-    assert "fairseq-train " not in result.stdout and result.stdout.count("skip member-") == 1
+    assert "fairseq-train " not in result.stderr and result.stdout.count("skip member-") == 1
 
 
 def test_ticket_is_a_plain_checkpoint_for_fairseq_validate_and_ensembles(pretrained, base_tickets):

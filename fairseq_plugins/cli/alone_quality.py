@@ -6,7 +6,8 @@ embedding parameters. This command builds the quickstart's toy corpus once, trai
 quickstart's model (2+2 layers, d=128, shared embeddings, ``--max-update`` updates)
 once per ``--variants`` entry and ``--seeds`` seed with the real fairseq-train, decodes
 the test split with fairseq-generate (beam 4) and prints, per variant, the embedding
-parameters and the BLEU mean, sample std and each seed's score::
+parameters and the BLEU mean, sample std and each seed's score (``--json``: ``bleu`` and
+``valid_nll``, the last validation's nll_loss, each ``{"mean", "std", "by_seed"}``)::
 
     fairseq-plugins-alone-quality --work-dir alone-quality --seeds 1,2,3 --json
 
@@ -14,15 +15,14 @@ Variants: ``standard`` (a V x d table), ``alone-binary`` and ``alone-real`` (ALO
 binary or Gaussian filters, inner dimension 4 d, the package's defaults otherwise).
 """
 
-import argparse
-import json
-import logging
 import os
-import statistics
 
+from fairseq_plugins.cli.common import (
+    add_json_output, command_parser, seed_statistics, setup_logging, write_results,
+)
 from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.cli.params import count_parameters
-from fairseq_plugins.cli.quickstart import SMALL_MODEL, final_valid_nll, generate_and_score, preprocess, read_lines, train
+from fairseq_plugins.cli.toy_experiment import SMALL_MODEL, final_valid_nll, generate_and_score, preprocess, read_lines, train
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SRC, TGT = "en", "xx"
@@ -34,15 +34,14 @@ VARIANTS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-alone-quality", description=__doc__.split("\n\n")[0],
-                                     usage=argparse.SUPPRESS)
+    parser = command_parser("fairseq-plugins-alone-quality", __doc__)
     parser.add_argument("--work-dir", default="alone-quality", help="new or empty directory for every output")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, among {','.join(VARIANTS)}")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
     parser.add_argument("--max-update", type=int, default=600)
     parser.add_argument("--train-size", type=int, default=20000, help="toy corpus training pairs")
     parser.add_argument("--test-size", type=int, default=500, help="toy corpus validation and test pairs, each")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    add_json_output(parser)
     args = parser.parse_args(argv)
     args.variants = args.variants.split(",")
     unknown = [name for name in args.variants if name not in VARIANTS]
@@ -65,8 +64,8 @@ def embedding_parameters(variant, vocab_size):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
+    setup_logging(quiet=True)
     work = args.work_dir
     raw = write_corpus(os.path.join(work, "raw"), (("train", args.train_size), ("valid", args.test_size), ("test", args.test_size)),
                        src=SRC, tgt=TGT, seed=1)
@@ -87,24 +86,25 @@ def main(argv=None):
                                           name=f"generate-{name}")
             scores[seed] = round(score.score, 2)
             valid_nll[seed] = final_valid_nll(os.path.join(work, f"train-{name}.log"))
-        values = list(scores.values())
         results[variant] = {
             "embedding_parameters": embedding_parameters(variant, vocab_size),
-            "bleu_mean": round(statistics.mean(values), 2),
-            "bleu_std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
-            "bleu_by_seed": scores,
-            "valid_nll_by_seed": valid_nll,  # bits per target token at the last validation: converged?
+            "bleu": seed_statistics(scores, digits=2),
+            "valid_nll": seed_statistics(valid_nll, digits=3),  # bits per target token at the last validation: converged?
         }
     report = {"max_update": args.max_update, "train_size": args.train_size, "vocab_size": vocab_size,
               "test_pairs": len(references), "seeds": args.seeds, "variants": results}
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(f"BLEU on the toy test split ({len(references)} pairs), {args.max_update} updates, seeds {args.seeds}")
-    for variant, row in results.items():
-        spread = f" +- {row['bleu_std']:.2f}" if row["bleu_std"] is not None else ""
-        print(f"{variant:>14}: {row['embedding_parameters']:>9,} embedding parameters, BLEU {row['bleu_mean']:.2f}"
-              f"{spread} ({', '.join(f'{v:.2f}' for v in row['bleu_by_seed'].values())})")
+    write_results(report, args, table)
+
+
+def table(report):
+    lines = [f"BLEU on the toy test split ({report['test_pairs']} pairs), {report['max_update']} updates, "
+             f"seeds {report['seeds']}"]
+    for variant, row in report["variants"].items():
+        bleu = row["bleu"]
+        spread = f" +- {bleu['std']:.2f}" if bleu["std"] is not None else ""
+        lines.append(f"{variant:>14}: {row['embedding_parameters']:>9,} embedding parameters, BLEU {bleu['mean']:.2f}"
+                     f"{spread} ({', '.join(f'{v:.2f}' for v in bleu['by_seed'].values())})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,12 @@ pairs the toy corpus puts about 220, 135, 75 and 70 of them in 16-20, 21-25, 26-
 and >30. Empty buckets are left out.
 """
 
-import argparse
-import json
-import logging
 import math
 import os
 
-from fairseq_plugins.cli.quickstart import corpus_bleu, final_valid_nll, generate, preprocess, read_lines, train
+from fairseq_plugins.cli.common import add_json_output, command_parser, setup_logging, write_results
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
+from fairseq_plugins.cli.toy_experiment import corpus_bleu, final_valid_nll, generate, preprocess, read_lines, train
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.synthetic_translation import write_corpus
 
@@ -105,9 +103,7 @@ def bucket_members(sources, max_train_length):
 
 
 def parse_args(argv=None):
-    # No usage text in errors: each is the one line `prog: error: msg`.
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-extrapolation", description=__doc__.split("\n\n")[0],
-                                     usage=argparse.SUPPRESS)
+    parser = command_parser("fairseq-plugins-extrapolation", __doc__)
     parser.add_argument("--work-dir", default="extrapolation", help="new or empty directory for every output")
     parser.add_argument("--max-train-length", type=int, default=15, help="L: longest training source")
     parser.add_argument("--models", default=",".join(MODELS),
@@ -119,7 +115,7 @@ def parse_args(argv=None):
     parser.add_argument("--train-size", type=int, default=30000, help="toy pairs generated before the length filter")
     parser.add_argument("--test-size", type=int, default=500, help="long test pairs kept")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    add_json_output(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="save a bar chart of both BLEU scores")
     args = parser.parse_args(argv)
     if not 1 <= args.max_train_length <= 100:
@@ -161,9 +157,21 @@ def save_plot(path, results, max_train_length):
     save_png(path, draw, figsize=(6, 4))
 
 
+def table(results):
+    lines = [f"sources <= {results['max_train_length']} tokens in training ({results['pairs']['train']} pairs); "
+             f"{results['pairs']['test']} test pairs with longer sources"]
+    header = ["all", *(f"{bucket} ({count})" for bucket, count in results["bucket_pairs"].items())]
+    lines.append(f"{'BLEU':>13} " + " ".join(f"{column:>12}" for column in header) + f" {'valid nll':>10}")
+    for name, bleu in results["bleu"].items():
+        scores = [bleu, *results["bleu_by_source_length"][name].values()]
+        lines.append(f"{name:>13} " + " ".join(f"{value:>12.2f}" for value in scores) + f" {results['valid_nll'][name]:>10.3f}")
+    lines.append(f"signature: {results['signature']}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
+    setup_logging(quiet=True)
     work = args.work_dir
     if os.path.exists(work) and (not os.path.isdir(work) or os.listdir(work)):
         raise ConfigError(f"--work-dir {work} already exists and is not empty; remove it or pass a new --work-dir")
@@ -193,17 +201,7 @@ def main(argv=None):
                "bucket_pairs": {bucket: len(indices) for bucket, indices in buckets.items()},
                "bleu": bleu, "bleu_by_source_length": bleu_by_length, "valid_nll": valid_nll,
                "signature": str(signature)}
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print(f"sources <= {args.max_train_length} tokens in training ({counts['train']} pairs); "
-              f"{counts['test']} test pairs with longer sources")
-        header = ["all", *(f"{bucket} ({len(indices)})" for bucket, indices in buckets.items())]
-        print(f"{'BLEU':>13} " + " ".join(f"{column:>12}" for column in header) + f" {'valid nll':>10}")
-        for name in bleu:
-            scores = [bleu[name], *bleu_by_length[name].values()]
-            print(f"{name:>13} " + " ".join(f"{value:>12.2f}" for value in scores) + f" {valid_nll[name]:>10.3f}")
-        print(f"signature: {signature}")
+    write_results(results, args, table)
     if args.plot:
         save_plot(args.plot, results, args.max_train_length)
 

@@ -34,13 +34,12 @@ probed with one seed see the same tokens. Of fairseq's other flags only the mode
 stdout; ``--plot FILE.png`` also draws the norms per layer.
 """
 
-import json
-import logging
 import sys
 
 import torch
 import torch.nn.functional as F
 
+from fairseq_plugins.cli.common import add_json_output, setup_logging, write_results
 from fairseq_plugins.cli.dataless import build_model, model_flags_parser, parse_model_flags
 from fairseq_plugins.cli import width_analysis
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
@@ -60,7 +59,7 @@ def parse_args(argv=None):
     )
     probe.add_argument("--src-len", type=int, default=32, help="source tokens per sentence, </s> included")
     probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
-    probe.add_argument("--json", action="store_true", help='print only {"encoder": [...], "decoder": [...]} to stdout')
+    add_json_output(probe, '{"encoder": [...], "decoder": [...]} (with --widths: the width analysis)')
     probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
     widths = parser.add_argument_group("width analysis (Spike No More)")
     widths.add_argument("--widths", type=int, nargs="+", metavar="D",
@@ -148,12 +147,12 @@ def save_plot(path, norms, title):
 
 def main(argv=None):
     # fairseq's speech tasks configure the root logger at INFO when the task registry is imported.
-    logging.basicConfig(level=logging.WARNING, force=True)
+    setup_logging(quiet=True)
     args = parse_args(argv)
     if args.widths is not None:
         results = width_analysis.run(args, args.widths, args.embed_treatments, args.batch_size, args.tgt_len,
                                      args.vocab_size)
-        print(json.dumps(results) if args.json else width_analysis.format_table(results))
+        write_results(results, args, width_analysis.format_table)
         if args.plot is not None:
             width_analysis.save_plot(args.plot, results, f"{args.arch}, seed {args.seed}")
         return
@@ -173,10 +172,7 @@ def main(argv=None):
     batch = random_batch(dictionary, args.batch_size, args.src_len, args.tgt_len, args.seed)
     norms = layer_input_grad_norms(model, *(tensor.to(device) for tensor in batch))
 
-    if args.json:
-        print(json.dumps(norms))
-    else:
-        print(format_table(norms))
+    write_results(norms, args, format_table)
     if args.plot is not None:
         save_plot(args.plot, norms, f"{args.arch}, seed {args.seed}")
 

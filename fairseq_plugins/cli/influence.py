@@ -9,8 +9,9 @@ instance ``j`` helped test instance ``t``; negative: it hurt. Usage (task option
 as fairseq-validate takes them; ``--task`` defaults to the checkpoint's)::
 
     fairseq-plugins-influence DATA --user-dir "$(fairseq-plugins-dir)" --path checkpoint_best.pt \\
-        --train-subset train --test-subset valid --out influence/
+        --train-subset train --valid-subset valid --out influence/
 
+explains the instances of ``--valid-subset`` (fairseq's flag, default valid) and
 writes ``influence.npy`` (test x train, rows and columns in dataset-index order),
 ``self_influence.npy`` (``I(j, j)`` per training instance: large for instances
 the network could only memorise, e.g. mislabelled ones) and
@@ -38,7 +39,6 @@ from fairseq_plugins.modules.turnover_dropout import influence, turnover_layers
 
 def add_influence_args(parser):
     group = parser.add_argument_group("influence")
-    group.add_argument("--test-subset", default="valid", help="split whose instances are explained (rows)")
     group.add_argument("--out", required=True, metavar="DIR", help="directory for the .npy outputs")
     group.add_argument("--top-k", type=int, default=3, help="helpful/harmful training instances printed per test instance")
     group.add_argument("--print-tests", type=int, default=20, help="test instances whose top-k are printed (-1: all)")
@@ -85,7 +85,7 @@ def load(args, overrides):
             "(e.g. --arch turnover_image_mlp --criterion turnover_cross_entropy) to estimate influence"
         )
     train = load_split(task, saved_cfg, args.train_subset, "--train-subset")
-    test = load_split(task, saved_cfg, args.test_subset, "--test-subset")
+    test = load_split(task, saved_cfg, args.valid_subset, "--valid-subset")
     return model, train, test
 
 
@@ -139,7 +139,7 @@ def influence_matrix(model, train, test, pairs_per_batch, progress=True):
     matrix = np.zeros((len(test), len(train)), dtype=np.float32)
     test_rows = min(len(test), pairs_per_batch)
     ids_per_pass = max(1, pairs_per_batch // test_rows)
-    test_batches = list(batches(test, test_rows, "--test-subset"))
+    test_batches = list(batches(test, test_rows, "--valid-subset"))
     for _ in batches(train, pairs_per_batch, "--train-subset"):  # checks the training ids
         pass
     train_ids = torch.arange(len(train))

@@ -11,10 +11,9 @@ filter entries) and the fraction of distinct filters::
     fairseq-plugins-params --task language_modeling --arch spike_transformer_lm_350m --vocab-size 50257
 """
 
-import json
-import logging
 import sys
 
+from fairseq_plugins.cli.common import add_json_output, setup_logging, write_results
 from fairseq_plugins.cli.dataless import build_model, model_flags_parser, parse_model_flags
 from fairseq_plugins.modules.alone import AloneEmbedding, filter_statistics
 
@@ -41,7 +40,7 @@ def parse_args(argv):
     parser = model_flags_parser("fairseq-plugins-params", __doc__.split("\n\n")[0])
     counter = parser.add_argument_group("parameter counts")
     counter.add_argument("--vocab-size", type=int, default=32000, help="dictionary size, special symbols included")
-    counter.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_output(counter)
     args = parse_model_flags(parser, argv)
     if args.vocab_size < 5:
         parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
@@ -49,7 +48,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)
+    setup_logging(quiet=True)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     model = build_model(args, args.vocab_size)
     report = {"arch": args.arch, "vocab_size": args.vocab_size, "parameters": count_parameters(model)}
@@ -57,15 +56,16 @@ def main(argv=None):
     report["alone_filters"] = {
         stack: filter_statistics(embedding) for stack, embedding in alone.items() if isinstance(embedding, AloneEmbedding)
     }
-    if args.json:
-        print(json.dumps(report))
-        return
+    write_results(report, args, table)
+
+
+def table(report):
     counts = report["parameters"]
-    print(f"{args.arch}, vocabulary {args.vocab_size}")
-    for name in ("embedding", "rest", "total"):
-        print(f"{name:>10}: {counts[name]:>12,} parameters")
-    for stack, stats in report["alone_filters"].items():
-        print(f"{stack} ALONE filters: density {stats['density']:.4f}, distinct {stats['distinct_fraction']:.4f}")
+    lines = [f"{report['arch']}, vocabulary {report['vocab_size']}"]
+    lines += [f"{name:>10}: {counts[name]:>12,} parameters" for name in ("embedding", "rest", "total")]
+    lines += [f"{stack} ALONE filters: density {stats['density']:.4f}, distinct {stats['distinct_fraction']:.4f}"
+              for stack, stats in report["alone_filters"].items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

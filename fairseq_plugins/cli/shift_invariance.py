@@ -14,9 +14,6 @@ probe installs a sinusoidal table whose offset it controls (identical to
 fairseq's, and to SHAPE's) in place of the encoder's positions.
 """
 
-import argparse
-import json
-import logging
 import os
 
 import torch
@@ -24,19 +21,23 @@ import torch.nn.functional as F
 
 import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
 from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
+from fairseq_plugins.cli.common import (
+    add_json_output, add_user_dir, command_parser, import_user_dir, setup_logging, write_results,
+)
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-shift-invariance", description=__doc__.split("\n\n")[0])
+    parser = command_parser("fairseq-plugins-shift-invariance", __doc__)
     parser.add_argument("data", help="binarized data directory (fairseq-preprocess output)")
     parser.add_argument("--path", required=True, help="checkpoint file")
     parser.add_argument("--gen-subset", default="test", help="split whose sentences are encoded")
     parser.add_argument("--max-sentences", type=int, default=200, help="sentences used from the split")
     parser.add_argument("--max-offset", type=int, default=40, help="K: offsets 0..K are probed")
-    parser.add_argument("--json", action="store_true", help='print {"offsets": [...], "similarity": [...]}')
+    add_json_output(parser, '{"offsets": [...], "similarity": [...]}')
+    add_user_dir(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="save similarity versus offset")
     args = parser.parse_args(argv)
     for flag, value, minimum in (("--max-sentences", args.max_sentences, 1), ("--max-offset", args.max_offset, 0)):
@@ -84,17 +85,18 @@ def save_plot(path, similarities, title):
     save_png(path, draw)
 
 
+def table(results):
+    return "\n".join(["offset  cosine similarity to offset 0 (mean over tokens)"] +
+                     [f"{offset:>6}  {value:.4f}" for offset, value in zip(results["offsets"], results["similarity"])])
+
+
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)
     args = parse_args(argv)
+    setup_logging(quiet=True)
+    import_user_dir(args.user_dir)
     model, net_input = load(args)
     similarities = shift_similarities(model, net_input, args.max_offset)
-    if args.json:
-        print(json.dumps({"offsets": list(range(args.max_offset + 1)), "similarity": similarities}))
-    else:
-        print("offset  cosine similarity to offset 0 (mean over tokens)")
-        for offset, value in enumerate(similarities):
-            print(f"{offset:>6}  {value:.4f}")
+    write_results({"offsets": list(range(args.max_offset + 1)), "similarity": similarities}, args, table)
     if args.plot:
         checkpoint_dir, checkpoint = os.path.split(os.path.abspath(args.path))
         save_plot(args.plot, similarities, f"{os.path.basename(checkpoint_dir)}/{checkpoint}")

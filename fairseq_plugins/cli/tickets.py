@@ -22,17 +22,14 @@ Member i uses ``--seed S+i`` and writes into ``DIR/member-<i>``:
 
 Each member ends as ``checkpoint_last.pt`` (the end of its LR schedule; ``checkpoint_best.pt``
 as fairseq keeps it) and, for tickets, ``mask.pt`` beside it; ``time.json`` holds the wall time
-of its fairseq-train runs. Every fairseq command is printed before it runs; its log goes to
+of its fairseq-train runs. Every fairseq command is printed to stderr before it runs; its log goes to
 ``train.log`` in its save directory. A re-run skips finished members and rounds. Evaluate with
 ``fairseq-plugins-ensemble DATA --path DIR/member-0/checkpoint_last.pt:...``.
 """
 
-import argparse
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 
@@ -40,6 +37,8 @@ import torch
 
 import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
 from fairseq_plugins.cli.checkpoints import read_checkpoint_state
+from fairseq_plugins.cli.common import command_parser
+from fairseq_plugins.cli.fairseq_runs import fairseq_command, run_fairseq
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules import pruning
@@ -55,8 +54,7 @@ SET_BY_US = ("--lr-scheduler", "--total-num-update", "--end-learning-rate", "--s
 def parse_args(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, train_options = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-tickets", description=__doc__.split("\n\n")[0])
-    parser.usage = argparse.SUPPRESS  # an error is one line, `prog: error: msg`
+    parser = command_parser("fairseq-plugins-tickets", __doc__)
     parser.add_argument("data", help="the data directory (fairseq-train's positional argument)")
     parser.add_argument("--pretrained", required=True, metavar="CKPT", help="the pretrained fairseq checkpoint")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (member-<i>/ inside)")
@@ -119,29 +117,14 @@ def fairseq_train_options(args):
                       "--end-learning-rate", "0", "--user-dir", user_dir()]
 
 
-def fairseq_train_command():
-    local = os.path.join(os.path.dirname(sys.executable), "fairseq-train")
-    return local if os.path.exists(local) else "fairseq-train"
-
-
 def train(args, save_dir, start, seed, extra):
     """One fairseq-train run (finetuning from ``start``) into ``save_dir``; its wall time goes to ``save_dir/seconds``."""
-    os.makedirs(save_dir, exist_ok=True)
-    command = [fairseq_train_command(), args.data, *fairseq_train_options(args), "--finetune-from-model", start,
-               "--save-dir", save_dir, "--seed", str(seed), *map(str, extra)]
-    print(shlex.join(command), flush=True)
-    log = os.path.join(save_dir, "train.log")
     began = time.perf_counter()
-    with open(log, "w") as file:
-        result = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - began
+    run_fairseq(fairseq_command("train") + [args.data, *fairseq_train_options(args), "--finetune-from-model", start,
+                                            "--save-dir", save_dir, "--seed", seed, *extra],
+                os.path.join(save_dir, "train.log"))
     with open(os.path.join(save_dir, "seconds"), "w") as file:
-        file.write(f"{seconds:.3f}")
-    if result.returncode != 0:
-        with open(log) as file:
-            lines = [line.strip() for line in file if line.strip()]
-        last = lines[-1] if lines else "no output"
-        raise ConfigError(f"fairseq-train failed (exit {result.returncode}; log {log}): {last}")
+        file.write(f"{time.perf_counter() - began:.3f}")
 
 
 def read_seconds(save_dir):

@@ -10,18 +10,17 @@ gradient norm against updates, one line per log::
     fairseq-plugins-training-curves logs/vanilla.log logs/scaled.log --plot curves.png
 """
 
-import argparse
 import json
-import logging
 import os
 import re
 import sys
 
+from fairseq_plugins.cli.common import add_json_output, command_parser, setup_logging, write_results
+from fairseq_plugins.cli.fairseq_runs import validations
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 
 INNER_SIMPLE = re.compile(r"\| train_inner \| .*")
 SPIKE = re.compile(r"loss spike at update (\d+)")
-VALID = re.compile(r"valid on 'valid' subset \| loss ([-+.\deEinfa]+)")
 FIELD = re.compile(r"(\w+)=([-+.\deEinfa]+)")
 
 
@@ -34,9 +33,7 @@ def parse_log(lines):
             record = dict(FIELD.findall(line))
         elif '"num_updates"' in line and '"loss"' in line and "train_inner" in line:
             record = json.loads(line[line.index("{"):])
-        valid = VALID.search(line)
-        if valid:
-            curves["valid_loss"].append(float(valid.group(1)))
+        curves["valid_loss"] += [float(valid["loss"]) for valid in validations(line) if "loss" in valid]
         spike = SPIKE.search(line)
         if spike:
             curves["spike_updates"].append(int(spike.group(1)))
@@ -75,12 +72,22 @@ def save_plot(path, runs):
     save_png(path, draw, figsize=(11, 4), panels=2)
 
 
+def table(results):
+    lines = [f"{'run':>24} {'updates':>8} {'last loss':>10} {'best loss':>10} {'max gnorm':>10} {'spikes':>7} "
+             f"{'valid ppl':>10}"]
+    for label, row in results.items():
+        valid = "-" if row["best_valid_ppl"] is None else f"{row['best_valid_ppl']:.2f}"
+        lines.append(f"{label:>24} {row['updates']:>8} {row['last_loss']:>10.3f} {row['best_loss']:>10.3f} "
+                     f"{row['max_gnorm']:>10.3f} {row['spikes']:>7} {valid:>10}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)  # importing fairseq sets up verbose logging
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-training-curves", description=__doc__.split("\n\n")[0])
+    setup_logging(quiet=True)
+    parser = command_parser("fairseq-plugins-training-curves", __doc__)
     parser.add_argument("logs", nargs="+", metavar="LOG", help="fairseq-train logs (stdout)")
     parser.add_argument("--labels", nargs="+", help="one name per log (default: the file names)")
-    parser.add_argument("--json", action="store_true", help="print the curves as one JSON object")
+    add_json_output(parser, "the curves")
     parser.add_argument("--plot", metavar="FILE.png", help="draw loss and gradient norm against updates")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     labels = args.labels or [os.path.splitext(os.path.basename(path))[0] for path in args.logs]
@@ -95,16 +102,7 @@ def main(argv=None):
             runs[label] = parse_log(log)
         if not runs[label]["updates"]:
             parser.error(f"{path}: no train_inner records (was it written by fairseq-train --log-format simple?)")
-    if args.json:
-        print(json.dumps({label: {**curves, **summary(curves)} for label, curves in runs.items()}))
-    else:
-        print(f"{'run':>24} {'updates':>8} {'last loss':>10} {'best loss':>10} {'max gnorm':>10} {'spikes':>7} "
-              f"{'valid ppl':>10}")
-        for label, curves in runs.items():
-            row = summary(curves)
-            valid = "-" if row["best_valid_ppl"] is None else f"{row['best_valid_ppl']:.2f}"
-            print(f"{label:>24} {row['updates']:>8} {row['last_loss']:>10.3f} {row['best_loss']:>10.3f} "
-                  f"{row['max_gnorm']:>10.3f} {row['spikes']:>7} {valid:>10}")
+    write_results({label: {**curves, **summary(curves)} for label, curves in runs.items()}, args, table)
     if args.plot:
         save_plot(args.plot, runs)
 

@@ -5,11 +5,10 @@
 #   REGIME=overfit  the regime where mixing regularises: 2,000 training images (seeded subset),
 #             3 hidden layers of 1024, 100 epochs, so ERM drives its training loss to about zero
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
-WORK_DIR=${WORK_DIR:-dip}
-mkdir -p "$WORK_DIR"
-WORK_DIR=$(cd "$WORK_DIR" && pwd)
+work_dir dip
 METHODS="erm mixup0.2 mixup1.0 dip"
 if [[ $SMALL == 1 ]]; then
     SEEDS=${SEEDS:-1}

@@ -3,8 +3,7 @@
 #   RAW_DIR=DIR: take them from DIR; else /usr/share/datasets/fashion-mnist (Debian/Ubuntu:
 #   apt-get install dataset-fashion-mnist); else download them from the dataset's authors.
 #   SMALL=1: sklearn digits, which ship inside scikit-learn: nothing to prepare.
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 mkdir -p "$DATA"
 [[ $SMALL == 1 ]] && { echo "SMALL=1: sklearn digits (inside scikit-learn), nothing to prepare"; exit 0; }
 FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"

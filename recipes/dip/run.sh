@@ -2,11 +2,10 @@
 # run.sh: the whole study: prepare, train every method with every seed, evaluate.
 #   bash recipes/dip/run.sh                  # Fashion-MNIST, 4 methods x 3 seeds (README table)
 #   SMALL=1 bash recipes/dip/run.sh          # what CI runs: sklearn digits, 1 seed, 2 epochs
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 bash "$HERE/prepare.sh"
 for seed in $SEEDS; do for method in $METHODS; do
     bash "$HERE/train.sh" "$method" "$seed" > /dev/null
-    grep "valid on 'valid'" "$WORK_DIR/checkpoints/$method-seed$seed/train.log" | tail -1
+    echo "$method seed $seed: $(last_validation "$WORK_DIR/checkpoints/$(seeded_run "$method" "$seed")/train.log")"
 done; done
 bash "$HERE/evaluate.sh"

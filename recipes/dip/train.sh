@@ -5,8 +5,7 @@
 # the last checkpoint is evaluated.
 # DIP: lam = max(u, 1-u), u ~ Beta(1, 1); 2 mixes per example in training, 8 in the per-epoch
 # validation, a pool of 1000 training images. Extra arguments go to fairseq-train.
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 [[ $# -ge 2 ]] || die "usage: train.sh METHOD SEED (METHOD: $METHODS)"
 METHOD=$1 SEED=$2; shift 2
 case $METHOD in
@@ -16,7 +15,7 @@ case $METHOD in
                     --dip-pool-size 1000) ;;
     *) die "METHOD $METHOD: choose one of $METHODS" ;;
 esac
-SAVE_DIR=$WORK_DIR/checkpoints/$METHOD-seed$SEED
+SAVE_DIR=$WORK_DIR/checkpoints/$(seeded_run "$METHOD" "$SEED")
 mkdir -p "$SAVE_DIR"
 fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task image_classification "${DATA_FLAGS[@]}" \
     --arch image_mlp "${HIDDEN[@]}" "${CRITERION[@]}" "${VALIDATE[@]}" \

@@ -1,8 +1,8 @@
 # Settings shared by the influence recipe's scripts (sourced). SMALL=1: sklearn digits, one seed.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$HERE/../lib.sh"
-WORK_DIR=${WORK_DIR:-$PWD/influence-work}
+. "$HERE/../lib.sh"
+work_dir influence-work
 RAW_DIR=${RAW_DIR:-/usr/share/datasets/fashion-mnist}
 if [ "${SMALL:-0}" = 1 ]; then
     SOURCE=(--source digits)

@@ -2,14 +2,14 @@
 # evaluate.sh rank: influence of every training instance of the noisy run on the valid split
 #                   (fairseq-plugins-influence), rankings of flipped labels, instances to remove.
 # evaluate.sh accuracy NAME.SEED...: test accuracy of trained runs -> $WORK_DIR/results/accuracy.tsv
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 RESULTS=$WORK_DIR/results
 mkdir -p "$RESULTS"
 case $1 in
 rank)
     say "influence"
     fairseq-plugins-influence "$WORK_DIR/data/noisy" --user-dir "$(fairseq-plugins-dir)" \
-        --path "$WORK_DIR/checkpoints/noisy.1/checkpoint_last.pt" --train-subset train --test-subset valid \
+        --path "$WORK_DIR/checkpoints/noisy.1/checkpoint_last.pt" --train-subset train --valid-subset valid \
         --out "$RESULTS/influence" --no-progress-bar > "$RESULTS/influence.txt"
     say "rankings"
     python "$HERE/rank.py" --data "$WORK_DIR/data/noisy" --influence "$RESULTS/influence" \
@@ -19,9 +19,11 @@ accuracy)
     shift
     for run in "$@"; do
         say "test accuracy $run"
-        accuracy=$(fairseq-validate "$WORK_DIR/data/${run%.*}" --user-dir "$(fairseq-plugins-dir)" --task image_classification \
+        fairseq-validate "$WORK_DIR/data/${run%.*}" --user-dir "$(fairseq-plugins-dir)" --task image_classification \
             --path "$WORK_DIR/checkpoints/$run/checkpoint_last.pt" --valid-subset test --batch-size 1000 \
-            --num-workers 0 2>&1 | sed -n "s/.*valid on 'test' subset.*accuracy \([0-9.]*\).*/\1/p")
+            --num-workers 0 > "$RESULTS/validate-$run.log" 2>&1 \
+            || { tail -5 "$RESULTS/validate-$run.log" >&2; die "fairseq-validate failed on $run"; }
+        accuracy=$(last_validation "$RESULTS/validate-$run.log" test accuracy)
         printf '%s\t%s\n' "$run" "$accuracy" >> "$RESULTS/accuracy.tsv"
     done
     ;;

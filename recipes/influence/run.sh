@@ -2,7 +2,7 @@
 # The whole study: flip 10% of the training labels, train with turn-over dropout, rank the training
 # instances (turn-over dropout vs TracInCP vs loss vs random), remove the most harmful ones (or as many
 # at random), retrain, compare test accuracy; how much of the influence the masks explain. SMALL=1: sklearn digits, one seed (CI).
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 rm -f "$WORK_DIR/results/accuracy.tsv"
 bash "$HERE/prepare.sh" noisy
 bash "$HERE/train.sh" noisy 1

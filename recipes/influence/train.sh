@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # train.sh DATA_NAME SEED: turn-over dropout MLP on $WORK_DIR/data/DATA_NAME -> $WORK_DIR/checkpoints/DATA_NAME.SEED
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 NAME=$1; SEED=$2
 say "train $NAME seed $SEED"
 mkdir -p "$WORK_DIR/logs"

@@ -4,11 +4,12 @@
 #   SMALL=1       tiny model, first 3000 training lines, a few dozen updates: every step in minutes on a CPU
 #   CHARS=1       character-level text (prepare.sh; use its own WORK_DIR)
 #   MAX_UPDATE, MAX_TOKENS, WARMUP, LR, HIGH_LR, SPIKE_FACTOR   override the defaults below
-HERE=$(cd "$(dirname "$0")" && pwd)
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
 CHARS=${CHARS:-0}
-WORK_DIR=$(mkdir -p "${WORK_DIR:-lm_spike}" && cd "${WORK_DIR:-lm_spike}" && pwd)
+work_dir lm_spike
 DATA=$WORK_DIR/data-bin
 TREATMENTS=(vanilla scaled layernorm)
 if [[ $SMALL == 1 ]]; then

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
 COMBINATIONS=${COMBINATIONS:-}
-WORK_DIR=$(mkdir -p "${WORK_DIR:-multi_ticket}" && cd "${WORK_DIR:-multi_ticket}" && pwd)
+work_dir multi_ticket
 METHODS=${METHODS:-"dense bagging base active random"}
 SEED_GROUPS=${SEED_GROUPS:-"1 101"}
 RESULTS_DIR=${RESULTS_DIR:-$WORK_DIR/results}

@@ -4,13 +4,12 @@
 # sizes in COMBINATIONS), then report.py: $RESULTS_DIR/results.json and table.md (single / ensemble / diff,
 # diversity, the all-member ensemble and mask IoU, wall time of a member relative to a dense one) beside the
 # paper's numbers.
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 mkdir -p "$RESULTS_DIR/ensembles"
 for task in $TASKS; do for method in $METHODS; do
     groups=()
     for seed in $SEED_GROUPS; do
-        out=$WORK_DIR/members/$task/$method-seed$seed
+        out=$WORK_DIR/members/$task/$(seeded_run "$method" "$seed")
         [[ -d $out ]] || { say "skip $task $method seed $seed (not trained)"; continue; }
         groups+=(--path "$(ls -d "$out"/member-*/ | sed 's|/$|/checkpoint_last.pt|' | paste -sd:)")
     done

@@ -7,8 +7,7 @@
 # SMALL=1: package_sections.py writes Debian package descriptions labelled by Section and the masked-LM
 #   text (licences + training descriptions); a word dictionary; then a tiny RoBERTa is pretrained with
 #   fairseq's masked_lm task ($PRETRAIN_UPDATES updates: 600, about three minutes on one CPU core).
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 DOWNLOAD_HINT="set MIRROR=URL to a copy of the files, or GLUE_DIR for the GLUE data"
 TEXT=$WORK_DIR/text
 mkdir -p "$TEXT" "$WORK_DIR/pretrained"

@@ -7,12 +7,10 @@
 #   GLOVE           a pretrained word-vector file (GloVe's text format), frozen, as in the paper
 #   SEEDS, EPOCHS, LR   override the defaults below
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
 SMALL=${SMALL:-0}
-WORK_DIR=${WORK_DIR:-ner}
-mkdir -p "$WORK_DIR"
-WORK_DIR=$(cd "$WORK_DIR" && pwd)
+work_dir ner
 DATA=$WORK_DIR/data
 HEADS="classifier instance"
 SEEDS=${SEEDS:-"1 2 3"}

@@ -2,18 +2,18 @@
 # evaluate.sh: test precision/recall/F1 of every head and seed (fairseq-validate), the per-type
 # table of each head's first seed (fairseq-plugins-ner-report), the explanations and their
 # plausibility for the instance head (fairseq-plugins-explain); summary in $WORK_DIR/results.json.
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 OUT=$WORK_DIR/results
 mkdir -p "$OUT"
 FIRST_SEED=${SEEDS%% *}
 for head in $HEADS; do for seed in $SEEDS; do
-    checkpoint=$WORK_DIR/checkpoints/$head-seed$seed/$CHECKPOINT
+    run=$(seeded_run "$head" "$seed")
+    checkpoint=$WORK_DIR/checkpoints/$run/$CHECKPOINT
     [[ -e $checkpoint ]] || die "$checkpoint missing: run train.sh $head $seed first"
     fairseq-validate "$DATA" --user-dir "$(fairseq-plugins-dir)" --task span_ner --path "$checkpoint" \
-        --valid-subset test --batch-size 32 --num-workers 0 > "$OUT/validate-$head-seed$seed.log" 2>&1 \
-        || { tail -5 "$OUT/validate-$head-seed$seed.log" >&2; die "fairseq-validate failed on $checkpoint"; }
-    grep "valid on 'test'" "$OUT/validate-$head-seed$seed.log" | sed "s/^.*| valid on/$head seed $seed:/"
+        --valid-subset test --batch-size 32 --num-workers 0 > "$OUT/validate-$run.log" 2>&1 \
+        || { tail -5 "$OUT/validate-$run.log" >&2; die "fairseq-validate failed on $checkpoint"; }
+    echo "$head seed $seed: $(last_validation "$OUT/validate-$run.log" test)"
     if [[ $seed == "$FIRST_SEED" ]]; then
         fairseq-plugins-ner-report "$DATA" --path "$checkpoint" --subset test --json-file "$OUT/report-$head.json" \
             2> "$OUT/report-$head.log"
@@ -24,4 +24,4 @@ for head in $HEADS; do for seed in $SEEDS; do
     fi
 done; done
 python "$HERE/summarize.py" "$OUT" --heads $HEADS --seeds $SEEDS --epochs "$EPOCHS" --small "$SMALL" \
-    --json-file "$WORK_DIR/results.json"
+    --json "$WORK_DIR/results.json"

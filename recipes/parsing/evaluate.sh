@@ -3,7 +3,7 @@
 # and well-formedness (fairseq-validate; SMALL=1 also without the ig rows), the explanations of the
 # instance-based models (fairseq-plugins-explain: plausibility and label prior), then the mean and
 # std over seeds in $WORK_DIR/results.json.
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 mkdir -p "$WORK_DIR/eval" "$WORK_DIR/explanations"
 validate() {  # validate KIND [ARGS...]: test metrics of $CKPT into eval/$run.KIND.json
     local kind=$1; shift
@@ -13,7 +13,8 @@ validate() {  # validate KIND [ARGS...]: test metrics of $CKPT into eval/$run.KI
     $TREEBANK metrics "$WORK_DIR/eval/$run.$kind.log" "$WORK_DIR/eval/$run.$kind.json"
 }
 for method in $METHODS; do for seed in $SEEDS; do
-    run=$method-seed$seed CKPT=$WORK_DIR/checkpoints/$method-seed$seed/checkpoint_best.pt
+    run=$(seeded_run "$method" "$seed")
+    CKPT=$WORK_DIR/checkpoints/$run/checkpoint_best.pt
     [[ -e $CKPT ]] || die "$CKPT missing: run train.sh $method $seed first"
     say "evaluate $run"
     validate all

@@ -5,7 +5,7 @@
 #   else:    UD English EWT, release EWT_RELEASE (default r2.13), from the treebank's official
 #            repository (resumable download; the archive must list the three files, and every
 #            sentence must pass the task's reader; EWT_SHA256=<hex> also checks the archive's hash).
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 step_done data && exit 0
 mkdir -p "$DATA"
 if [[ $SMALL == 1 ]]; then

@@ -3,10 +3,10 @@
 #   bash recipes/parsing/run.sh                   # UD English EWT, 3 methods x 3 seeds (GPU)
 #   SMALL=1 bash recipes/parsing/run.sh           # Turkish web treebank on CPU (3 x 3 runs of 8 epochs)
 #   SMALL=1 SEEDS=1 EPOCHS=1 bash recipes/parsing/run.sh   # what the recipe test runs
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 bash "$HERE/prepare.sh"
 for seed in $SEEDS; do for method in $METHODS; do
     bash "$HERE/train.sh" "$method" "$seed" > /dev/null
-    grep "valid on 'valid'" "$WORK_DIR/checkpoints/$method-seed$seed/train.log" | tail -1
+    echo "$method seed $seed: $(last_validation "$WORK_DIR/checkpoints/$(seeded_run "$method" "$seed")/train.log")"
 done; done
 bash "$HERE/evaluate.sh"

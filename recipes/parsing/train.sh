@@ -3,7 +3,7 @@
 # The same BiLSTM (dependency_parser_bilstm), projections and edge vectors for every method; only
 # the arc/label heads differ. Adam (0.9, 0.9) lr 2e-3, clip 5, 32 sentences per batch, EPOCHS epochs,
 # the instance heads with K sampled training sentences per batch; the best checkpoint by valid LAS.
-source "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.sh"
 [[ $# -ge 2 ]] || die "usage: train.sh METHOD SEED [FAIRSEQ_ARGS...] (METHOD: $METHODS)"
 METHOD=$1 SEED=$2; shift 2
 case $METHOD in
@@ -13,7 +13,7 @@ case $METHOD in
     *) die "METHOD $METHOD: choose one of $METHODS" ;;
 esac
 [[ -e $(done_marker data) ]] || die "no data in $DATA; run prepare.sh first"
-SAVE_DIR=$WORK_DIR/checkpoints/$METHOD-seed$SEED
+SAVE_DIR=$WORK_DIR/checkpoints/$(seeded_run "$METHOD" "$SEED")
 mkdir -p "$SAVE_DIR"
 say "train $METHOD seed $SEED: $EPOCHS epochs"
 fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task dependency_parsing --criterion dependency_parsing \
