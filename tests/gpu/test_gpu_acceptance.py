@@ -186,7 +186,7 @@ def test_turnover_image_classifier_and_influence(noisy_digits, tmp_path, numbers
     reproduces(numbers, float(valid_accuracies(result)[-1]), float(valid_accuracies(validated)[-1]), ONE_EXAMPLE,
                "accuracy")
     run_cli("fairseq-plugins-influence", noisy_digits, "--user-dir", USER_DIR, "--path", checkpoint,
-            "--train-subset", "train", "--test-subset", "valid", "--out", tmp_path / "influence", "--top-k", 2,
+            "--train-subset", "train", "--valid-subset", "valid", "--out", tmp_path / "influence", "--top-k", 2,
             "--no-progress-bar")
     self_influence = np.load(tmp_path / "influence" / "self_influence.npy")
     numbers["self_influence_max"] = float(self_influence.max())
