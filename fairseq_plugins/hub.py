@@ -95,6 +95,11 @@ class Predictor:
                                       "against its training sentences: pass --data DIR, the directory holding the "
                                       "training file it was trained on")
 
+    def prepare_members(self):
+        """Eval mode; an instance-based member's memories hold its training sentences (tasks/instance_sets.py)."""
+        for model, _, task in self.members:
+            task.prepare_for_inference(model.eval())
+
     def refuse_ensemble_explanations(self):
         if len(self.models) > 1:
             raise ConfigError("--explain: explanations are per model; give one checkpoint in --path")
@@ -126,8 +131,7 @@ class SpanTagger(Predictor):
         """Per sentence ``{"words", "tags", "entities": [{"start", "end" (inclusive), "label", "score"}]}``."""
         self.need_training_file()
         dataset = self.task.dataset_of(self.sentences(token_lists), path)
-        for model, _, task in self.members:
-            task.prepare_for_inference(model)
+        self.prepare_members()
         results = []
         for batch in batches_in_index_order(dataset, batch_size):
             batch = on_device(batch, self.device)
@@ -174,9 +178,7 @@ class Parser(Predictor):
         """``(heads, labels)`` of each of ``sentences`` (the task's Sentence tuples; heads 1-based, 0: root)."""
         self.need_training_file()
         dataset = self.task.dataset_of(sentences, path)
-        for model, _, task in self.members:
-            model.eval()
-            task.prepare_for_inference(model)
+        self.prepare_members()
         results = []
         for batch in batches_in_index_order(dataset, batch_size):
             batch = on_device(batch, self.device)

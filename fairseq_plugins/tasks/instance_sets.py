@@ -21,7 +21,8 @@ inherits).
 A subclass (one per file format) sets ``suffix`` (its files are ``DATA/{split}{suffix}``) and
 defines ``read(path) -> sentences`` (each with its first ``line``), ``build_vocabulary()`` (from
 ``self.train_sentences``) and ``dataset_of(sentences, path, shuffle)``; its config subclasses
-``InstanceSetConfig`` and adds ``data`` and ``max_positions``.
+``InstanceSetConfig`` (the protocol's options, the same for every such task) and adds ``data`` and
+``max_positions``.
 """
 
 import logging
@@ -57,7 +58,7 @@ class InstanceSetConfig(FairseqDataclass):
 
 
 class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
-    suffix = None
+    suffix = None  # of the data files: DATA/{train,valid,test}{suffix}
 
     def __init__(self, cfg):
         super().__init__(cfg)
