@@ -21,14 +21,12 @@ import json
 import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 
+from fairseq_plugins.cli.fairseq_runs import fairseq_command, run_fairseq
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.synthetic_translation import write_corpus
 
-BIN_DIR = os.path.dirname(sys.executable)
 MODEL = (
     "--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128 "
     "--encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4 "
@@ -36,11 +34,12 @@ MODEL = (
 ).split()
 
 
-def fairseq(name, *args, env=None):
-    result = subprocess.run([os.path.join(BIN_DIR, name), *map(str, args)], capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
-    return result.stdout + result.stderr
+def fairseq(name, *args, work, env=None):
+    """The output of ``fairseq-<name> args`` (run by the package's one runner, its log in ``work``)."""
+    log = os.path.join(work, f"{name}.log")
+    run_fairseq(fairseq_command(name) + list(args), log, env=env)
+    with open(log) as f:
+        return f.read()
 
 
 def updates_per_second(log):
@@ -61,8 +60,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         raw = write_corpus(os.path.join(work, "raw"), (("train", 6000), ("valid", 64)))
         data = os.path.join(work, "bin")
-        fairseq("fairseq-preprocess", "--source-lang", "en", "--target-lang", "xx", "--joined-dictionary",
-                "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--destdir", data, "--workers", 1)
+        fairseq("preprocess", "--source-lang", "en", "--target-lang", "xx", "--joined-dictionary",
+                "--trainpref", f"{raw}/train", "--validpref", f"{raw}/valid", "--destdir", data, "--workers", 1, work=work)
         train = [data, "--user-dir", user_dir(), "--arch", args.arch, *MODEL, "--optimizer", "adam", "--lr", "1e-3",
                  "--criterion", "label_smoothed_cross_entropy", "--max-tokens", 1024, "--max-update", args.updates,
                  "--cpu", "--num-workers", 0, "--no-save", "--disable-validation", "--log-format", "simple",
@@ -73,7 +72,7 @@ def main():
         rates = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, (flags, run_env) in runs.items():
-                rates[name].append(updates_per_second(fairseq("fairseq-train", *train, *flags, env=run_env)))
+                rates[name].append(updates_per_second(fairseq("train", *train, *flags, work=work, env=run_env)))
     medians = {name: statistics.median(values) for name, values in rates.items()}
     *singles, two = medians.values()
     one = max(singles)

@@ -32,6 +32,21 @@ last_validation() {
     python -m fairseq_plugins.cli.fairseq_runs "$1" --valid-subset "${2:-valid}" ${3:+--field "$3"}
 }
 
+# trained LOG: stop unless fairseq-train finished the run whose output is LOG (a failure inside a pipe
+# through tee would go unseen).
+trained() { grep -q "done training" "$1" || die "fairseq-train did not finish; see $1"; }
+
+# train_every_run METHODS SEEDS (run.sh): train.sh METHOD SEED for every seed and method, its output in the
+# run's train.log ($WORK_DIR/checkpoints/METHOD-seedS), each followed by its last validation.
+train_every_run() {
+    local method seed run
+    for seed in $2; do for method in $1; do
+        run=$(seeded_run "$method" "$seed")
+        bash "$HERE/train.sh" "$method" "$seed" > /dev/null
+        say "$run: $(last_validation "$WORK_DIR/checkpoints/$run/train.log")"
+    done; done
+}
+
 done_marker() { echo "$WORK_DIR/.done/$1"; }
 
 step_done() {  # step_done NAME: true (and say so) when the step finished in an earlier run
@@ -169,7 +184,7 @@ train_seq2seq() {
     if [[ ${DRY_RUN:-0} == 1 ]]; then echo "${command[*]}"; return 0; fi
     mkdir -p "$SAVE_DIR"
     "${command[@]}" 2>&1 | tee -a "$SAVE_DIR/train.log"
-    grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+    trained "$SAVE_DIR/train.log"
 }
 
 # averaged_checkpoints RUN (evaluate.sh): SAVE_DIR, OUT, LENGTH_CAP and AVERAGED, the average

@@ -12,7 +12,6 @@ fairseq-generate and fairseq-validate load it like any checkpoint. It is written
 to a temporary file and renamed, so a failure never leaves a partial output.
 """
 
-import argparse
 import collections
 import os
 import re
@@ -22,6 +21,7 @@ import tempfile
 import torch
 
 import fairseq_plugins  # noqa: F401  (allows fairseq's checkpoint globals in torch.load)
+from fairseq_plugins.cli.common import command_parser
 from fairseq_plugins.errors import ConfigError
 
 
@@ -80,7 +80,7 @@ def average_checkpoints(paths):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-average", description=__doc__.split("\n\n")[0])
+    parser = command_parser("fairseq-plugins-average", __doc__)
     parser.add_argument("--inputs", nargs="+", required=True, help="checkpoint files, or one directory")
     parser.add_argument("--output", required=True, help="where to write the averaged checkpoint")
     count = parser.add_mutually_exclusive_group()

@@ -17,7 +17,6 @@ From a shell (the recipes' ``last_validation`` helper in ``recipes/lib.sh``)::
 prints the last validation of the split (``field value | ...``), or one field's value.
 """
 
-import argparse
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import shlex
 import subprocess
 import sys
 
+from fairseq_plugins.cli.common import command_parser
 from fairseq_plugins.errors import ConfigError
 
 SIMPLE = re.compile(r"valid on '(?P<subset>[^']+)' subset \| (?P<fields>.*)")
@@ -86,8 +86,7 @@ def last_validation(text, subset="valid", source="the log"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fairseq_plugins.cli.fairseq_runs", usage=argparse.SUPPRESS,
-                                     description="The last validation a fairseq log records.")
+    parser = command_parser("python -m fairseq_plugins.cli.fairseq_runs", "The last validation a fairseq log records.")
     parser.add_argument("log", help="a fairseq-train or fairseq-validate log")
     parser.add_argument("--valid-subset", default="valid", help="the split (default valid)")
     parser.add_argument("--field", help="print only this field's value")

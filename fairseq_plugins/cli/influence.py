@@ -21,7 +21,6 @@ cleansing), and prints the top-k helpful and harmful training instances of each
 test instance.
 """
 
-import logging
 import os
 import sys
 
@@ -33,6 +32,7 @@ from tqdm import tqdm
 from fairseq_plugins.cli.checkpoints import (
     batches_in_index_order, checkpoint_task_name, classifier_logits, load_checkpoint, load_split,
 )
+from fairseq_plugins.cli.common import setup_logging
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.turnover_dropout import influence, turnover_layers
 
@@ -181,7 +181,7 @@ def report(matrix, self_scores, summed, top_k, print_tests):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.WARNING, force=True)
+    setup_logging(quiet=True)
     args, overrides = parse_args(argv)
     model, train, test = load(args, overrides)
     progress = not args.no_progress_bar

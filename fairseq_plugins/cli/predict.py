@@ -33,24 +33,21 @@ Text input is read lazily and each batch of ``--batch-size`` sentences is writte
 as fairseq-interactive does, so ``-`` (stdin) works interactively.
 """
 
-import argparse
 import itertools
 import json
-import logging
 import sys
-from argparse import Namespace
 
 import numpy as np
 import torch
 
+from fairseq_plugins.cli.common import add_user_dir, command_parser, import_user_dir, setup_logging
 from fairseq_plugins.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "conll", "text", "conllu", "npz")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-predict", description=__doc__.split("\n\n")[0])
-    parser.usage = argparse.SUPPRESS  # an error is one line, `prog: error: msg`
+    parser = command_parser("fairseq-plugins-predict", __doc__)
     parser.add_argument("--path", required=True, metavar="CKPT[:CKPT...]", help="checkpoint(s); several: an ensemble")
     parser.add_argument("--input", default="-", metavar="FILE", help="input file (default -: stdin)")
     parser.add_argument("--output", default="-", metavar="FILE", help="output file (default -: stdout)")
@@ -63,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--data", metavar="DIR", help="data directory with the training file (instance heads; default: "
                         "the one saved in the checkpoint)")
     parser.add_argument("--dip-eval-samples", type=int, metavar="S", help="DIP checkpoints: mixes averaged per example")
-    parser.add_argument("--user-dir", metavar="DIR", help="a further fairseq --user-dir to import")
+    add_user_dir(parser)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
     args = parser.parse_args(argv)
     args.paths = [path for path in args.path.split(":") if path]
@@ -188,15 +185,8 @@ def predict_images(predictor, args, out):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
-    logging.getLogger().setLevel(logging.WARNING)  # fairseq's modules configure INFO when imported
-    if args.user_dir:
-        from fairseq import utils
-
-        try:
-            utils.import_user_module(Namespace(user_dir=args.user_dir))
-        except FileNotFoundError:
-            raise ConfigError(f"--user-dir {args.user_dir}: no such directory") from None
+    setup_logging(quiet=True)  # fairseq's modules configure INFO when imported
+    import_user_dir(args.user_dir)
     from fairseq_plugins import hub
     from fairseq_plugins.data.text_input import numbered_lines
 

@@ -4,8 +4,5 @@
 #   SMALL=1 bash recipes/dip/run.sh          # what CI runs: sklearn digits, 1 seed, 2 epochs
 . "$(dirname "$0")/common.sh"
 bash "$HERE/prepare.sh"
-for seed in $SEEDS; do for method in $METHODS; do
-    bash "$HERE/train.sh" "$method" "$seed" > /dev/null
-    echo "$method seed $seed: $(last_validation "$WORK_DIR/checkpoints/$(seeded_run "$method" "$seed")/train.log")"
-done; done
+train_every_run "$METHODS" "$SEEDS"
 bash "$HERE/evaluate.sh"

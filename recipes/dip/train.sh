@@ -22,3 +22,4 @@ fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task image_classific
     --optimizer adam --lr 1e-3 --batch-size 128 --batch-size-valid 250 --max-epoch "$EPOCHS" --seed "$SEED" \
     --num-workers 0 --save-dir "$SAVE_DIR" --no-epoch-checkpoints --no-save-optimizer-state \
     --log-format simple --log-interval 100 --no-progress-bar "$@" 2>&1 | tee "$SAVE_DIR/train.log"
+trained "$SAVE_DIR/train.log"

@@ -18,4 +18,4 @@ fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task span_ner --max-
     --no-save-optimizer-state --log-format simple --log-interval 50 --no-progress-bar "${TRAIN_FLAGS[@]}" \
     "${EMBEDDINGS[@]}" "$@" \
     2>&1 | tee "$SAVE_DIR/train.log"
-grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+trained "$SAVE_DIR/train.log"

@@ -5,8 +5,5 @@
 #   SMALL=1 SEEDS=1 EPOCHS=1 bash recipes/parsing/run.sh   # what the recipe test runs
 . "$(dirname "$0")/common.sh"
 bash "$HERE/prepare.sh"
-for seed in $SEEDS; do for method in $METHODS; do
-    bash "$HERE/train.sh" "$method" "$seed" > /dev/null
-    echo "$method seed $seed: $(last_validation "$WORK_DIR/checkpoints/$(seeded_run "$method" "$seed")/train.log")"
-done; done
+train_every_run "$METHODS" "$SEEDS"
 bash "$HERE/evaluate.sh"

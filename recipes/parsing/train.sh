@@ -22,4 +22,4 @@ fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task dependency_pars
     --best-checkpoint-metric las --maximize-best-checkpoint-metric --seed "$SEED" \
     --save-dir "$SAVE_DIR" --no-epoch-checkpoints --log-format simple --log-interval 50 --no-progress-bar \
     "${DEVICE[@]}" "$@" 2>&1 | tee -a "$SAVE_DIR/train.log"
-grep -q "done training" "$SAVE_DIR/train.log" || die "fairseq-train did not finish; see $SAVE_DIR/train.log"
+trained "$SAVE_DIR/train.log"
