@@ -20,6 +20,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.percentages import ACCURACY, log_percentages
 
 
 @dataclass
@@ -29,14 +30,6 @@ class ClassificationCrossEntropyConfig(FairseqDataclass):
         metadata={"help": "--task sentence_prediction: name of the classification head"},
     )
     regression_target: bool = field(default=False, metadata={"help": "not supported: these criteria classify"})
-
-
-def log_accuracy(logging_outputs):
-    """Log ``accuracy`` (percent) from the logging outputs' ``ncorrect`` and ``nexamples``."""
-    correct = sum(log.get("ncorrect", 0) for log in logging_outputs)
-    examples = sum(log.get("nexamples", 0) for log in logging_outputs)
-    if examples:
-        metrics.log_scalar("accuracy", 100.0 * float(correct) / float(examples), examples, round=2)
 
 
 def require_mixing_point(model, criterion):
@@ -79,7 +72,7 @@ class ClassificationCrossEntropyCriterion(FairseqCriterion):
         loss = sum(log.get("loss", 0) for log in logging_outputs)
         sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
         metrics.log_scalar("loss", loss / sample_size / math.log(2), sample_size, round=3)
-        log_accuracy(logging_outputs)
+        log_percentages(logging_outputs, ACCURACY)
 
     @staticmethod
     def logging_outputs_can_be_summed():

@@ -49,9 +49,9 @@ from fairseq.data import FairseqDataset
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
-from fairseq_plugins.criterions.classification_cross_entropy import log_accuracy
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.options import check_options, choice_field
+from fairseq_plugins.percentages import ACCURACY, log_percentages
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ class ImageClassificationTask(FairseqTask):
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         if logging_outputs and "accuracy_added_by_task" in logging_outputs[0]:
-            log_accuracy(logging_outputs)
+            log_percentages(logging_outputs, ACCURACY)
 
     def max_positions(self):
         return None
