@@ -82,9 +82,6 @@ def check_options(cfg, dataclass_type, names=None):
             raise ConfigError(f"{flag(field.name)} must be {phrase(field.metadata['bounds'])} (got {value!r})")
 
 
-check_choices = check_options  # until every caller says check_options
-
-
 def set_defaults(args, **defaults):
     """What an architecture function does: give each option the user left unset (absent, or None as
     fairseq's own flags default) its value; options the user gave stay."""
