@@ -18,6 +18,7 @@ from fairseq_plugins.cli.checkpoints import load_checkpoint
 from fairseq_plugins.data.conllu_treebank import is_punctuation, read_conllu
 from fairseq_plugins.data.sentences import batches_in_index_order
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.instance_memory import InstanceMemory
 from fairseq_plugins.tasks.dependency_parsing import DependencyParsingConfig, DependencyParsingTask
 from parsing_helpers import write_treebank
 
@@ -238,6 +239,34 @@ def test_explanations_contributions_sum_to_the_arc_score(cosine_checkpoint, tree
     assert lines[3].lstrip().startswith("label 1. ") and "plausibility" in lines[-1] and len(lines) == 6
     written = json.loads((tmp_path / "explanations.json").read_text())
     assert len(written["predictions"]) == len(predictions) and len(written["predictions"][0]["top"]) == 2
+
+
+def test_explanations_stream_the_training_edges_in_chunks_with_the_same_report(cosine_checkpoint, monkeypatch):
+    model, _, task = load_checkpoint(str(cosine_checkpoint))
+    test = task.load_dataset("test")
+    whole = task.explain(model, test, top_k=3)  # the toy memory fits one chunk
+    assert whole["summary"]["training_edges"] > 2 * 9
+
+    def full_matrix(*args):
+        raise AssertionError("the (predicted arcs x training edges) matrix was built")
+
+    monkeypatch.setattr(InstanceMemory, "similarities", full_matrix)
+    chunked = task.explain(model, test, top_k=3, chunk_size=9)  # several chunks per batch
+    for streamed, reference in zip(chunked["predictions"], whole["predictions"]):
+        assert streamed["explained_score"] == pytest.approx(reference["explained_score"], rel=1e-5, abs=1e-6)
+        # (the toy treebank repeats edges: tied training edges may come in another order, with the same values)
+        for key, value in (("top", "contribution"), ("label_top", "similarity")):
+            assert [e[value] for e in streamed[key]] == pytest.approx([e[value] for e in reference[key]], rel=1e-5, abs=1e-6)
+    assert chunked["summary"] == whole["summary"]
+
+
+def test_sampled_scoring_memory_explains_from_the_drawn_sentences(cosine_checkpoint):
+    model, _, task = load_checkpoint(str(cosine_checkpoint))
+    task.cfg.inference_sentences = 2
+    report = task.explain(model, task.load_dataset("test"), top_k=2, batch_size=2)
+    assert report["summary"]["training_edges"] < sum(len(s.heads) for s in task.train_sentences)
+    for p in report["predictions"]:
+        assert p["explained_score"] == pytest.approx(p["arc_score"], rel=1e-4, abs=1e-4)
 
 
 def test_weight_based_arcs_have_no_explanations(treebank):

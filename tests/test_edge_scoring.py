@@ -43,6 +43,30 @@ def test_scores_against_summed_training_edges_equal_the_explicit_sums(similarity
         assert label_scores[index][LABELS - 1] == float("-inf")  # no training edge carries it
 
 
+def test_label_and_arc_scores_of_a_hand_computed_case():
+    """The paper's label score (METHODS.md section 9): the mean similarity of the edge to each label's
+    training edges; arc: the mean over all of them. Training edges a = (1, 0), b = (3, 0) labelled 0 and
+    c = (0, 2) labelled 1; the edge q = (1, 1).
+
+    dot:    label 0: (q.a + q.b) / 2 = (1 + 3) / 2 = 2;  label 1: q.c = 2;  arc: (1 + 3 + 2) / 3 = 2
+    cosine, s = 4: cos(q, a) = cos(q, b) = cos(q, c) = 1/sqrt(2), so every score is 4 / sqrt(2);
+    for q' = (2, 0): cos = 1, 1, 0: label 0: 4, label 1: 0, arc: 4 * 2/3."""
+    memory_vectors = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1])
+    for similarity, query, label_scores, arc in [
+        ("dot", [1.0, 1.0], [2.0, 2.0], 2.0),
+        ("dot", [2.0, 0.0], [4.0, 0.0], 8.0 / 3),
+        ("cosine", [1.0, 1.0], [4 / 2 ** 0.5, 4 / 2 ** 0.5], 4 / 2 ** 0.5),
+        ("cosine", [2.0, 0.0], [4.0, 0.0], 8.0 / 3),
+    ]:
+        memory = InstanceMemory(2, similarity)
+        memory.add(memory_vectors, labels, torch.arange(3))
+        scorer = InstanceEdgeScorer(similarity, scale=4.0).double()
+        edge = torch.tensor([query], dtype=torch.float64)
+        assert scorer.label_scores(edge, memory)[0].tolist() == pytest.approx(label_scores)
+        assert scorer.arc_scores(edge, memory)[0].item() == pytest.approx(arc)
+
+
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
 def test_contributions_sum_to_the_arc_score_and_top_ones_lead(similarity):
     memory, _, _ = memory_of(similarity, seed=1)

@@ -100,3 +100,26 @@ def test_bad_arguments():
         memory.add(torch.zeros(1, 3), torch.tensor([2]), torch.tensor([0]))
     with pytest.raises(ValueError, match="need vectors"):
         memory.add(torch.zeros(2, 3), torch.tensor([0]), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_streamed_total_similarities_equal_the_full_matrix_sums(similarity, monkeypatch):
+    generator = torch.Generator().manual_seed(3)
+    memory = InstanceMemory(3, similarity)
+    memory.add(torch.randn(50, 6, generator=generator, dtype=torch.float64), torch.randint(0, 3, (50,), generator=generator),
+               torch.arange(50))
+    queries = torch.randn(4, 6, generator=generator, dtype=torch.float64)
+    expected = memory.similarities(queries).sum(1)
+    chunks = []
+    monkeypatch.setattr(InstanceMemory, "_chunks", counting(InstanceMemory._chunks, chunks))
+    assert torch.allclose(memory.total_similarities(queries, chunk_size=7), expected)
+    assert max(chunks) == 7 and len(chunks) == 8  # 50 rows: 7 full chunks and one of 1
+
+
+def counting(chunks_method, sizes):
+    """``InstanceMemory._chunks`` recording the number of rows of every chunk it yields into ``sizes``."""
+    def chunks(self, *args, **kwargs):
+        for start, scores in chunks_method(self, *args, **kwargs):
+            sizes.append(scores.size(1))
+            yield start, scores
+    return chunks

@@ -102,3 +102,24 @@ def test_sampled_sentences_depend_on_the_seed_and_update_only_and_are_in_index_o
     # all sentences asked for: the sample is the scoring memory's sentences less the batch, in the same order
     task.cfg.instance_sentences = TRAIN_SENTENCES
     assert list(task.sample_instance_sentences(batch, 12)) == [i for i in task.inference_sentences() if i not in (3, 7)]
+
+
+def test_sampled_scoring_memory_is_seeded_per_batch_and_differs_from_the_whole_training_split(instance_task):
+    task, model, criterion = instance_task
+    every = task.inference_sentences(torch.tensor([0, 1]))
+    assert list(every) == list(range(TRAIN_SENTENCES))  # the default, 0: every training sentence
+    task.cfg.inference_sentences = 4
+    drawn = task.inference_sentences(torch.tensor([2, 0, 1]))
+    assert len(drawn) == 4 and list(drawn) == sorted(drawn)
+    assert np.array_equal(drawn, task.inference_sentences(torch.tensor([0, 1, 2])))  # the batch, in any order
+    assert not np.array_equal(drawn, task.inference_sentences(torch.tensor([0, 1, 3])))
+    # scoring a batch fills the memories with its drawn sentences, and again for another batch
+    valid = task.load_dataset("valid")
+    task.valid_step(valid.collater([valid[0], valid[1]]), model.eval(), criterion)
+    expected = set(task.inference_sentences(torch.tensor([0, 1])).tolist())
+    assert all(sentences == expected for sentences in sentences_in_memories(model).values())
+    filled = model.encodings
+    task.valid_step(valid.collater([valid[2]]), model, criterion)
+    assert model.encodings > filled
+    assert all(sentences == set(task.inference_sentences(torch.tensor([2])).tolist())
+               for sentences in sentences_in_memories(model).values())

@@ -120,7 +120,12 @@ class InstanceEdgeScorer(nn.Module):
         """Each memory edge's term of the arc scores of ``edges`` (Q, e): (Q, N); rows sum to the scores."""
         return self.scale() * memory.similarities(edges) / len(memory)
 
-    def top_contributions(self, edges, memory, k):
+    def explained_scores(self, edges, memory, chunk_size=4096):
+        """(Q,) the sum of every memory edge's contribution to each edge's arc score (= the arc score),
+        streamed over ``chunk_size`` memory edges at a time: memory O(Q x chunk_size), not O(Q x N)."""
+        return self.scale() * memory.total_similarities(edges, chunk_size) / len(memory)
+
+    def top_contributions(self, edges, memory, k, chunk_size=4096):
         """The ``k`` largest contributions to each edge's arc score: ``(values (Q, k), memory indices (Q, k))``."""
-        similarities, indices = memory.top_k(edges, min(k, len(memory)))
+        similarities, indices = memory.top_k(edges, min(k, len(memory)), chunk_size)
         return self.scale() * similarities / len(memory), indices

@@ -12,7 +12,7 @@ training compares a batch with the instances of a few sampled sentences). ``Inst
 holds a whole training set and evaluates the same formula exactly in chunks of memory rows,
 streaming one logsumexp per label, so that memory use is O(queries x chunk) whatever the
 number of instances; ``top_k`` streams the k most similar instances the same way (the
-explanation of a prediction).
+explanation of a prediction), and ``total_similarities`` each query's summed similarity.
 
 Plain PyTorch: the NER and dependency-parsing heads both build on this module.
 """
@@ -140,6 +140,15 @@ class InstanceMemory:
                 total = torch.logaddexp(total, (scale * scores).logsumexp(1))
             columns.append(total)
         return normalize(torch.stack(columns, dim=1))
+
+    @torch.no_grad()
+    def total_similarities(self, queries, chunk_size=4096):
+        """(Q,) each query's similarities to every stored instance, summed ``chunk_size`` rows at a time (the
+        (Q, N) matrix is never built)."""
+        total = queries.new_zeros(queries.size(0))
+        for _, scores in self._chunks(self._queries(queries), chunk_size):
+            total += scores.sum(1)
+        return total
 
     @torch.no_grad()
     def top_k(self, queries, k, chunk_size=4096):

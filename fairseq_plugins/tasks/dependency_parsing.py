@@ -97,7 +97,7 @@ class DependencyParsingTask(InstanceSetTask):
         return {"train_sentence": s.name, "dependent": dependent, "word": s.form[dependent - 1], "head": head,
                 "head_word": s.form[head - 1] if head else ROOT, "label": s.labels[dependent - 1]}
 
-    def explain(self, model, dataset, top_k, batch_size=32):
+    def explain(self, model, dataset, top_k, batch_size=32, chunk_size=4096):
         """The report of ``fairseq-plugins-explain``: each predicted arc of ``dataset`` with the ``top_k``
         training edges that contribute most to its arc score, and (instance label head) the ``top_k``
         training edges most similar to it in the label space.
@@ -110,30 +110,33 @@ class DependencyParsingTask(InstanceSetTask):
         in the label space carries the predicted label; ``arc_plausibility``, whose largest arc
         contribution comes from a training edge with the predicted label; ``label_prior``, the same
         for a training edge drawn at random (the mean training frequency of the predicted labels).
+
+        Streamed: the (predicted arcs x training edges) similarities are summed and ranked
+        ``chunk_size`` training edges at a time, never held whole (English EWT: about 450 MB a batch).
         """
         if model.cfg.arc_head != "instance":
             raise ConfigError("explanations need a model trained with --arc-head instance (a weight-based arc "
                               "scorer has no training edges to point to)")
         model.eval()
-        self.prepare_for_inference(model)  # the memory's ids are read before the first batch
         scorer, memory = model.arc_scorer, model.arc_memory
         with_labels = model.cfg.label_head == "instance"
-        memory_ids = memory.ids.tolist()
 
-        def described(indices, values, key):
-            return [{**self.describe_training_edge(*memory_ids[j]), key: v} for v, j in zip(values, indices)]
+        def described(memory, indices, values, key):
+            ids = memory.ids[indices].tolist()
+            return [{**self.describe_training_edge(*ids[j]), key: v} for j, v in enumerate(values)]
 
         predictions = []
         with torch.no_grad():
-            for batch in self.batches(model, dataset, batch_size):
+            for batch in self.batches(model, dataset, batch_size):  # (--inference-sentences N: memories per batch)
                 arc_scores, extra = model(**batch["net_input"])
                 heads, labels = model.parse(arc_scores, extra, batch["net_input"]["src_lengths"])
                 rows, dependents = (heads >= 0).nonzero(as_tuple=True)
                 edges = model.arc_edges(extra, heads)[rows, dependents]
-                explained = scorer.contributions(edges, memory).sum(1).tolist()
-                top, indices = scorer.top_contributions(edges, memory, top_k)
+                explained = scorer.explained_scores(edges, memory, chunk_size).tolist()
+                top, indices = scorer.top_contributions(edges, memory, top_k, chunk_size)
                 if with_labels:
-                    similar, similar_indices = model.label_memory.top_k(model.label_edges(extra, heads)[rows, dependents], top_k)
+                    label_edges = model.label_edges(extra, heads)[rows, dependents]
+                    similar, similar_indices = model.label_memory.top_k(label_edges, top_k, chunk_size)
                 for q, (row, dependent) in enumerate(zip(rows.tolist(), dependents.tolist())):
                     s = dataset.sentences[int(batch["id"][row])]
                     head = int(heads[row, dependent])
@@ -143,10 +146,11 @@ class DependencyParsingTask(InstanceSetTask):
                         "label": self.labels[int(labels[row, dependent])],
                         "gold_head": s.heads[dependent - 1], "gold_label": s.labels[dependent - 1],
                         "arc_score": float(arc_scores[row, dependent, head]), "explained_score": explained[q],
-                        "top": described(indices[q].tolist(), top[q].tolist(), "contribution"),
+                        "top": described(memory, indices[q], top[q].tolist(), "contribution"),
                     }
                     if with_labels:
-                        prediction["label_top"] = described(similar_indices[q].tolist(), similar[q].tolist(), "similarity")
+                        prediction["label_top"] = described(model.label_memory, similar_indices[q], similar[q].tolist(),
+                                                            "similarity")
                     predictions.append(prediction)
         label_counts = Counter(label for s in self.train_sentences for label in s.labels)
         count = max(len(predictions), 1)
@@ -155,7 +159,7 @@ class DependencyParsingTask(InstanceSetTask):
             return 100.0 * sum(p[key][0]["label"] == p["label"] for p in predictions) / count
 
         summary = {"predicted_arcs": len(predictions), "similarity": model.cfg.similarity, "top_k": top_k,
-                   "training_edges": len(memory)}
+                   "training_edges": len(memory), "inference_sentences": self.cfg.inference_sentences}
         if with_labels:
             summary["plausibility"] = agreeing("label_top")
         summary["arc_plausibility"] = agreeing("top")

@@ -7,7 +7,17 @@ the model side). The task decides which training sentences its memories hold and
   drawn without replacement by numpy's ``default_rng([--seed, update number])`` (a resumed run
   draws what an uninterrupted one would), in index order;
 - scoring (fairseq-train's validation, fairseq-validate, ``predict``, ``explain``, the hub):
-  ``inference_sentences()``, every training sentence, encoded by the weights as they are.
+  ``inference_sentences()``, by ``--inference-sentences``: ``0`` (the default) every training
+  sentence, exact (what the parsing paper's equations sum over); ``N`` N training sentences drawn
+  for each scored batch by ``default_rng([--seed, *the batch's ids])`` (the authors' NER code
+  draws K = 50 per evaluation batch): a batch gets the same N whenever and in whatever order it
+  is scored; the hub, which scores without batch ids, draws once by ``default_rng([--seed])``.
+  Either way encoded by the weights as they are.
+
+Cost of the two modes: the whole training split is encoded once per scoring and every query is
+compared with all of its instances (for CoNLL-2003's dev spans against 1.2M training spans, about
+3.6e11 similarity terms); N sentences are encoded again for every batch and each query meets only
+their instances. docs/instance_parsing.md has the measured times and memory.
 
 Staleness, one rule: a memory filled for inference serves until the task's next training step.
 The task counts its training steps and a model remembers the count its memory was filled at, so
@@ -54,6 +64,10 @@ def instance_sentences_field(default):
 @dataclass
 class InstanceSetConfig(FairseqDataclass):
     instance_sentences: int = instance_sentences_field(32)
+    inference_sentences: int = bounded_field(
+        0, ">= 0", "instance-based heads when scoring (validation, test, predict, explain): 0 (the default): every "
+        "training sentence's instances, exact; N: N training sentences drawn for each scored batch (seeded by "
+        "--seed and the batch's ids; the authors' NER code draws 50)")
     seed: int = II("common.seed")
 
 
@@ -107,9 +121,16 @@ class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
         rng = np.random.default_rng([self.cfg.seed, update_num])
         return np.sort(rng.choice(pool, size=min(self.cfg.instance_sentences, len(pool)), replace=False))
 
-    def inference_sentences(self):
-        """Indices of the training sentences whose instances the memories hold when a model scores: all."""
-        return np.arange(len(self.train_dataset()))
+    def inference_sentences(self, batch_ids=None):
+        """Indices of the training sentences whose instances the memories hold when a model scores the batch
+        whose ids (in its own split) are ``batch_ids``: every one (``--inference-sentences 0``), or N drawn for
+        that batch (``default_rng([--seed, *sorted batch ids])``; ``[--seed]`` without ids), in index order."""
+        every = np.arange(len(self.train_dataset()))
+        drawn = self.cfg.inference_sentences
+        if drawn == 0 or drawn >= len(every):
+            return every
+        key = [] if batch_ids is None else sorted(int(i) for i in batch_ids)
+        return np.sort(np.random.default_rng([self.cfg.seed, *key]).choice(every, size=drawn, replace=False))
 
     def fill_memories(self, model, indices, purpose):
         train = self.train_dataset()
@@ -124,21 +145,27 @@ class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
             self.fill_memories(model, self.sample_instance_sentences(sample["id"], update_num), "training")
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
-    def prepare_for_inference(self, model):
-        """Fill ``model``'s memories with ``inference_sentences()`` unless they hold them since the latest training step."""
-        if model.uses_instances and model.memory_filled_for != ("inference", self.training_steps):
-            self.fill_memories(model, self.inference_sentences(), "inference")
-            logger.info("instance memories: %s", ", ".join(f"{name} {len(memory)}" for name, memory in model.instance_memories().items()))
+    def prepare_for_inference(self, model, batch_ids=None):
+        """Fill ``model``'s memories with ``inference_sentences(batch_ids)`` unless they hold those since the
+        latest training step."""
+        if not model.uses_instances:
+            return
+        sentences = self.inference_sentences(batch_ids)
+        purpose = ("inference", "all" if len(sentences) == len(self.train_dataset()) else tuple(sentences.tolist()))
+        if model.memory_filled_for != (purpose, self.training_steps):
+            self.fill_memories(model, sentences, purpose)
+            logger.log(logging.INFO if purpose[1] == "all" else logging.DEBUG, "instance memories: %s",
+                       ", ".join(f"{name} {len(memory)}" for name, memory in model.instance_memories().items()))
 
     def valid_step(self, sample, model, criterion):
-        self.prepare_for_inference(model)
+        self.prepare_for_inference(model, sample["id"])
         return super().valid_step(sample, model, criterion)
 
     def batches(self, model, dataset, batch_size):
-        """``dataset``'s batches in index order on ``model``'s device, the model prepared to score them."""
-        self.prepare_for_inference(model)
+        """``dataset``'s batches in index order on ``model``'s device, the model prepared to score each."""
         device = next(model.parameters()).device
         for batch in batches_in_index_order(dataset, batch_size):
+            self.prepare_for_inference(model, batch["id"])
             yield on_device(batch, device)
 
     def max_positions(self):
