@@ -116,3 +116,21 @@ def test_biaffine_arc_scores():
     expected = dep[1, 3] @ scorer.weight @ head[1, 2] + scorer.head_bias.weight[0] @ head[1, 2]
     assert scores.shape == (2, 4, 4) and torch.allclose(scores[1, 3, 2], expected, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_label_masses_are_each_labels_softmax_mass_with_and_without_gradients(similarity):
+    memory, vectors, labels = memory_of(similarity, seed=3)
+    scorer = InstanceEdgeScorer(similarity, scale=2.0).double()
+    queries = torch.randn(2, 3, 8, dtype=torch.float64)
+    trained = scorer.label_masses(queries, memory)  # gradients on: the full score matrix
+    with torch.no_grad():
+        streamed = scorer.label_masses(queries, memory)  # the memory's chunked exact scores
+    assert trained.shape == streamed.shape == (2, 3, LABELS)
+    query = queries[1, 2]
+    weights = torch.tensor([explicit_similarity(query, edge, similarity, 2.0) for edge in vectors]).softmax(0)
+    for label in range(LABELS - 1):
+        mass = weights[labels == label].sum().log().item()
+        assert trained[1, 2, label].item() == pytest.approx(mass, rel=1e-6)
+        assert streamed[1, 2, label].item() == pytest.approx(mass, rel=1e-6)
+    assert trained[1, 2, LABELS - 1] == float("-inf")

@@ -9,7 +9,9 @@ with its own edge vectors ``e(d, h) = W (dep_d * head_h)`` (``--edge-dim``;
 - ``--arc-head instance``: mean similarity of the arc edge ``e_arc(d, h)`` to the instance
   set's gold arc edges; ``weight``: biaffine ``dep_d^T U head_h + u . head_h``.
 - ``--label-head instance``: mean similarity of the label edge ``e_label(d, h)`` to each label's
-  gold label edges; ``weight``: a linear layer on ``e_label(d, h)``.
+  gold label edges (``--instance-labels mean``, the paper's equation) or the softmax mass of each
+  label's gold label edges (``mass``, the authors' NER rule); ``weight``: a linear layer on
+  ``e_label(d, h)``.
 - ``--similarity dot`` (default) or ``cosine`` (scaled by ``--cosine-scale``, learned unless
   ``--fixed-cosine-scale``; arcs and labels have a scale each). The paper evaluates both; dot is
   the default because it parsed better (UAS and LAS) and gave the more plausible explanations on
@@ -51,6 +53,7 @@ from fairseq_plugins.modules.tree_decoding import DECODERS, decode
 from fairseq_plugins.options import bounded_field, check_options, choice_field, dataclass_defaults, set_defaults
 
 HEADS = ("instance", "weight")
+LABEL_RULES = ("mean", "mass")
 ROOT_LABEL = "root"
 
 
@@ -60,6 +63,10 @@ class DependencyParserConfig(TokenEncoderConfig):
     label_head: str = choice_field("instance", HEADS, "label scorer: similarity to each label's training edges, or a linear layer")
     similarity: str = choice_field("dot", SIMILARITIES, "instance heads: similarity of edge vectors (dot, the default: "
                                    "the more accurate and more plausible in our runs, docs/instance_parsing.md)")
+    instance_labels: str = choice_field(
+        "mean", LABEL_RULES, "instance label head: mean: a label's score is the mean similarity to its training edges "
+        "(the paper's equation); mass: its probability is the softmax mass of its training edges among all (the "
+        "authors' instance-based NER rule, which carries the label frequencies)")
     cosine_scale: float = bounded_field(10.0, "> 0", "cosine similarity: (initial) scale s of s * cos")
     fixed_cosine_scale: bool = field(default=False, metadata={"help": "cosine similarity: keep --cosine-scale fixed"})
     decoder: str = choice_field("mst", DECODERS, "mst: best tree with one root (Chu-Liu-Edmonds); eisner: best projective tree; greedy: best head per word")
@@ -136,6 +143,8 @@ class DependencyParser(InstanceBasedModel, BaseFairseqModel):
         edges = self.label_edges(extra, heads)
         if self.cfg.label_head == "weight":
             return self.label_scorer(edges)
+        if self.cfg.instance_labels == "mass":
+            return self.label_scorer.label_masses(edges, self.label_memory)
         return self.label_scorer.label_scores(edges, self.label_memory)
 
     def encode_instances(self, batch):

@@ -23,6 +23,12 @@ The arc score is the mean, not the sum, of the similarities: the two differ by t
 whether the instance set is K sampled sentences (training) or the whole training set (test).
 A label with no edge in the instance set cannot be predicted (score -inf).
 
+``label_masses`` is the other label rule, the one of the authors' instance-based NER code (Ouchi
+et al., ACL 2020): a label's probability is the softmax mass of its training edges,
+``P(r | d, h) = sum_{e' in E_r} softmax_{e' in E}(sim(e(d, h), e'))``. Unlike the mean it carries
+the labels' training frequencies (a label with more edges has more mass), as a weight-based
+label layer's bias does.
+
 ``BiaffineArcScorer`` is the weight-based baseline on the same ``dep``/``head`` vectors:
 ``arc(d, h) = dep_d^T U head_h + u . head_h`` (Dozat & Manning's biaffine form).
 """
@@ -32,6 +38,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fairseq_plugins.modules.instance_memory import label_log_probs
 
 SIMILARITIES = ("dot", "cosine")
 
@@ -115,6 +123,18 @@ class InstanceEdgeScorer(nn.Module):
         counts = torch.bincount(memory.labels, minlength=memory.num_labels).to(edges.dtype)
         scores = self.scale() * (self.normalized(edges) @ sums.t()) / counts.clamp(min=1)
         return scores.masked_fill(counts == 0, float("-inf"))
+
+    def label_masses(self, edges, memory):
+        """``log P(r | edge)``, each label's softmax mass over all memory edges, of edges (..., e): (..., L).
+        With gradients (training: a few sampled sentences) from the full score matrix; without (scoring the
+        whole training set) streamed by the memory in chunks."""
+        flat = edges.reshape(-1, edges.size(-1))
+        if torch.is_grad_enabled():
+            scores = self.scale() * (self.normalized(flat) @ memory.vectors.t().to(flat.dtype))
+            log_probs = label_log_probs(scores, memory.labels, memory.num_labels)
+        else:
+            log_probs = memory.label_log_probs(flat, scale=self.scale())
+        return log_probs.reshape(*edges.shape[:-1], memory.num_labels)
 
     def contributions(self, edges, memory):
         """Each memory edge's term of the arc scores of ``edges`` (Q, e): (Q, N); rows sum to the scores."""

@@ -3,6 +3,7 @@
 #   SMALL=1   the Turkish web treebank of the turkish-treebanks package, split 80/10/10 with a fixed
 #             seed, a CPU-sized BiLSTM and EPOCHS (default 8) epochs; else UD English EWT (GPU)
 #   SEEDS     training seeds (default "1 2 3"); EPOCHS, K (instance sentences per batch) override
+#   INSTANCE_LABELS  the instance label head's rule: mean (default, the paper's equation) or mass
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
@@ -11,6 +12,7 @@ DATA=$WORK_DIR/data
 SMALL=${SMALL:-0}
 SEEDS=${SEEDS:-"1 2 3"}
 METHODS="weight instance-dot instance-cosine"
+INSTANCE_LABELS=${INSTANCE_LABELS:-mean}
 TREEBANK="python $HERE/treebank.py"
 if [[ $SMALL == 1 ]]; then
     EPOCHS=${EPOCHS:-8} K=${K:-32}
