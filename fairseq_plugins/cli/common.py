@@ -1,8 +1,13 @@
 """What every console script of the package shares, so that the commands read as one family.
 
 - ``command_parser(prog, doc)``: an argparse parser whose errors are one line (``prog: error: msg``)
-  and whose description is the first paragraph of the command's docstring. Commands that build a
-  model from fairseq's own flags use fairseq's parser instead (``dataless.model_flags_parser``).
+  and whose description is the first paragraph of the command's docstring. Commands that take
+  fairseq's own flags use fairseq's parser instead: ``dataless.model_flags_parser`` (gradnorm,
+  params: a model from ``--arch`` flags), fairseq's validation parser (influence: task options as
+  fairseq-validate takes them).
+- Artifacts keep fairseq's names for them: ``--work-dir`` for a new directory of a whole
+  experiment (quickstart, alone-quality, extrapolation), ``--out DIR`` for what a command builds
+  (tickets' members, influence's arrays), ``--output FILE`` as fairseq's scripts (average, predict).
 - ``add_user_dir`` / ``import_user_dir``: ``--user-dir DIR`` as fairseq's own commands take it.
   This package is always loaded; another directory is imported as fairseq would.
 - Splits are named as fairseq names them: ``--valid-subset`` for a split that is scored,
