@@ -5,4 +5,4 @@ from fairseq_plugins import compat
 
 compat.apply()  # before the registries: they import fairseq modules that the repairs patch
 
-from fairseq_plugins import criterions, models, tasks  # noqa: E402,F401
+from fairseq_plugins import criterions, lr_schedulers, models, tasks  # noqa: E402,F401

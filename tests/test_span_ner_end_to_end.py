@@ -81,15 +81,16 @@ def write_corpus(directory, sizes=(("train", 300, "iob2"), ("valid", 40, "iob1")
     return str(directory)
 
 
-# Pretrained vectors (GloVe's text format, 32 d) for two training words: "mary" reaches "Mary" lowercased.
-VECTORS = {"Paris": [0.5] * 32, "mary": [-0.25] * 32}
+# Pretrained vectors (word2vec's text format: a header line, 32 d) for two training words ("mary" reaches
+# "Mary" lowercased) and a test word never seen in training ("Vrellintown" reaches it lowercased).
+VECTORS = {"Paris": [0.5] * 32, "mary": [-0.25] * 32, "vrellintown": [0.125] * 32}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     data = write_corpus(tmp_path_factory.mktemp("ner") / "data")
     with open(os.path.join(data, "vectors.txt"), "w") as file:
-        file.write("".join(f"{word} {' '.join(map(str, vector))}\n" for word, vector in VECTORS.items()))
+        file.write(f"{len(VECTORS)} 32\n" + "".join(f"{word} {' '.join(map(str, vector))}\n" for word, vector in VECTORS.items()))
     return data
 
 
@@ -138,7 +139,8 @@ def trained(corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize("head, extra", [
-    ("classifier", ("--arch", "span_ner_bilstm", "--word-embeddings", "{corpus}/vectors.txt", "--freeze-word-embeddings")),
+    ("classifier", ("--arch", "span_ner_bilstm", "--word-embeddings", "{corpus}/vectors.txt", "--freeze-word-embeddings",
+                    "--char-filters", "8", "--char-embed-dim", "8", "--lr", "1e-2")),  # (chars: more parameters, a higher lr)
     ("instance", ("--arch", "span_ner_bilstm")),
     pytest.param("instance", ("--arch", "span_ner_transformer", "--similarity", "cosine", "--encoder-embed-dim", "32"),
                  marks=pytest.mark.slow),
@@ -157,9 +159,12 @@ def test_train_resume_validate_report(corpus, trained, head, extra):
     assert test_f1 > 50  # names of 1-3 tokens, unseen test names included: clearly learnt
     if "--word-embeddings" in extra:  # copied in when training started, frozen, kept in the checkpoint
         state = torch.load(save_dir / "checkpoint_last.pt", weights_only=False)
-        words = state["task_state"]["words"]  # the checkpoint's vocabulary
-        for word, vector in (("Paris", VECTORS["Paris"]), ("Mary", VECTORS["mary"])):
-            torch.testing.assert_close(state["model"]["encoder.embed_tokens.weight"][words.index(word)], torch.tensor(vector))
+        words, first = state["task_state"]["words"], state["task_state"]["first_pretrained"]  # the checkpoint's vocabulary
+        for word, vector in (("Paris", VECTORS["Paris"]), ("Mary", VECTORS["mary"]), ("vrellintown", VECTORS["vrellintown"])):
+            torch.testing.assert_close(state["model"]["encoder.embed_tokens.pretrained"][words.index(word) - first],
+                                       torch.tensor(vector))
+        _, _, task = load_checkpoint(str(save_dir / "checkpoint_last.pt"))
+        assert task.words.index("Vrellintown") == words.index("vrellintown")  # a test-only word keeps its vector
     report_file = save_dir / "report.json"
     report = run_cli("fairseq-plugins-ner-report", corpus, "--path", save_dir / "checkpoint_last.pt", "--json-file", report_file)
     rows = json.loads(report_file.read_text())["report"]

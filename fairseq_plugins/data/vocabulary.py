@@ -6,14 +6,18 @@ from collections import namedtuple
 
 from fairseq.data import Dictionary
 
+from fairseq_plugins.data.word_vectors import PretrainedWords
 from fairseq_plugins.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
 def file_sha256(path):
+    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 Vocabulary = namedtuple("Vocabulary", "words labels label_index")
@@ -31,7 +35,10 @@ class VocabularyInCheckpoint:
     fairseq saves ``task.state_dict()`` in every checkpoint (``task_state``) and hands it to
     ``task.load_state_dict`` before it builds the model (fairseq-validate, and every command that
     loads through ``checkpoint_utils.load_model_ensemble_and_task``). Here that state is the word
-    list, the label list and the sha256 of the training file. A task set up from a checkpoint reads
+    list, the label list and the sha256 of the training file; with pretrained vectors
+    (``data/word_vectors.PretrainedWords``) also where the pretrained words start and the sha256 of
+    the vector file they came from (a record: the model's state dict holds the vectors, so
+    evaluating never reads that file). A task set up from a checkpoint reads
     its training file only when the model needs the training sentences (an instance head's memory,
     explanations), and then it must be the file the checkpoint was trained on: a one-line error
     names the file otherwise. Without the state (an older checkpoint), the vocabulary is rebuilt
@@ -43,6 +50,7 @@ class VocabularyInCheckpoint:
 
     _vocabulary = None
     training_sha256 = None  # of the training file as this task read it
+    word_vectors_sha256 = None  # of the vector file the vocabulary was built on
     trained_on = None  # sha256 of the training file of the checkpoint being evaluated
 
     def vocabulary(self):
@@ -70,15 +78,20 @@ class VocabularyInCheckpoint:
 
     def state_dict(self):
         words, labels, _ = self.vocabulary()
-        return {"words": list(words.symbols), "labels": list(labels), "training_sha256": self.training_sha256}
+        return {"words": list(words.symbols), "labels": list(labels), "training_sha256": self.training_sha256,
+                "first_pretrained": getattr(words, "first_pretrained", None),
+                "word_vectors_sha256": self.word_vectors_sha256}
 
     def load_state_dict(self, state):
         if "words" not in state:
             logger.warning("the checkpoint carries no vocabulary (written before it did): words and labels are "
                            "rebuilt from %s", self.training_file)
             return
-        words = Dictionary()
+        first_pretrained = state.get("first_pretrained")
+        words = Dictionary() if first_pretrained is None else PretrainedWords()
         for symbol in state["words"][len(words):]:
             words.add_symbol(symbol)
+        words.first_pretrained = first_pretrained
         self._vocabulary = vocabulary(words, state["labels"])
         self.trained_on = state["training_sha256"]
+        self.word_vectors_sha256 = state.get("word_vectors_sha256")

@@ -13,7 +13,6 @@ builds the one named by ``--encoder-type`` (``bilstm`` or ``transformer``) from 
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -24,9 +23,36 @@ from fairseq.modules import LayerNorm, SinusoidalPositionalEmbedding
 from fairseq.modules.transformer_layer import TransformerEncoderLayerBase
 
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.modules.char_encoder import CharacterCNN, Highway, PartlyPretrainedEmbedding
 from fairseq_plugins.options import bounded_field, check_options, choice_field
 
 logger = logging.getLogger(__name__)
+
+MAX_WORD_CHARACTERS = 24  # longer words are read by their first 24 characters
+HIGHWAY_LAYERS = 2  # on [word vector; character features], as Ouchi et al.'s NER encoder
+
+
+def word_embedding(dictionary, embed_dim, freeze):
+    """An ``nn.Embedding`` over ``dictionary``, or, when its words come with pretrained vectors
+    (``data/word_vectors.PretrainedWords``), a ``PartlyPretrainedEmbedding`` whose pretrained rows
+    are fixed when ``freeze``; ``init_word_embeddings`` copies the vectors in."""
+    if getattr(dictionary, "first_pretrained", None) is None:
+        return nn.Embedding(len(dictionary), embed_dim, padding_idx=dictionary.pad())
+    return PartlyPretrainedEmbedding(len(dictionary), dictionary.first_pretrained, embed_dim, dictionary.pad(), freeze)
+
+
+def word_characters(dictionary):
+    """``(characters (V, MAX_WORD_CHARACTERS) int32, number of character ids)``: each word's
+    characters as ids (1.. in order of first appearance over the dictionary, 0 = padding; the
+    padding symbol has none). A function of the dictionary, which the checkpoint carries, so the
+    character vocabulary travels with it."""
+    ids = {}
+    table = torch.zeros(len(dictionary), MAX_WORD_CHARACTERS, dtype=torch.int32)
+    for index, word in enumerate(dictionary.symbols):
+        if index != dictionary.pad():
+            table[index, :min(len(word), MAX_WORD_CHARACTERS)] = torch.tensor(
+                [ids.setdefault(c, len(ids) + 1) for c in word[:MAX_WORD_CHARACTERS]], dtype=torch.int32)
+    return table, len(ids) + 1
 
 
 class TransformerTokenEncoder(nn.Module):
@@ -40,7 +66,7 @@ class TransformerTokenEncoder(nn.Module):
     """
 
     def __init__(self, dictionary, embed_dim, ffn_embed_dim, layers, attention_heads, dropout, attention_dropout,
-                 max_positions):
+                 max_positions, freeze_embeddings=False):
         super().__init__()
         if embed_dim % attention_heads:
             raise ConfigError(
@@ -49,9 +75,10 @@ class TransformerTokenEncoder(nn.Module):
         self.padding_idx = dictionary.pad()
         self.output_dim = embed_dim
         self.max_positions = max_positions
-        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, padding_idx=self.padding_idx)
-        nn.init.normal_(self.embed_tokens.weight, mean=0, std=embed_dim**-0.5)
-        nn.init.constant_(self.embed_tokens.weight[self.padding_idx], 0)
+        self.embed_tokens = word_embedding(dictionary, embed_dim, freeze_embeddings)
+        table = getattr(self.embed_tokens, "trained", self.embed_tokens)
+        nn.init.normal_(table.weight, mean=0, std=embed_dim**-0.5)
+        nn.init.constant_(table.weight[self.padding_idx], 0)
         self.embed_scale = embed_dim**0.5
         self.embed_positions = SinusoidalPositionalEmbedding(
             embed_dim, self.padding_idx, max_positions + self.padding_idx + 1
@@ -89,9 +116,13 @@ class TransformerTokenEncoder(nn.Module):
 
 
 class BiLSTMTokenEncoder(nn.Module):
-    """Word embeddings, dropout, a ``layers``-deep bidirectional LSTM (``hidden_dim`` units per
-    direction), dropout: Ouchi et al.'s span encoder (2 layers of 100 units; their GloVe vectors
-    through ``--word-embeddings``, without their character CNN).
+    """Word embeddings, optionally concatenated with character-CNN features of each word and two
+    highway layers (``char_filters`` > 0; ``modules/char_encoder.py``), dropout, a ``layers``-deep
+    bidirectional LSTM (``hidden_dim`` units per direction), dropout: Ouchi et al.'s span encoder
+    (2 layers of 100 units; their GloVe vectors through ``--word-embeddings``, their character CNN
+    through ``--char-filters``). A word's characters are those of its dictionary entry (a word
+    unknown to the dictionary reads as its lowercased entry or ``<unk>``), so the batches carry word
+    ids only and every task gets characters without code of its own.
 
     ``states[..., :hidden_dim]`` are the forward states, ``states[..., hidden_dim:]`` the backward
     ones (what span vectors take differences of). Unknown words: in training, each token is
@@ -100,14 +131,22 @@ class BiLSTMTokenEncoder(nn.Module):
     is only reported to fairseq (its batching filter).
     """
 
-    def __init__(self, dictionary, embed_dim, hidden_dim, layers, dropout, word_dropout, max_positions):
+    def __init__(self, dictionary, embed_dim, hidden_dim, layers, dropout, word_dropout, max_positions,
+                 freeze_embeddings=False, char_embed_dim=0, char_filters=0, char_kernel_width=3):
         super().__init__()
         self.padding_idx, self.unk_idx = dictionary.pad(), dictionary.unk()
         self.output_dim = 2 * hidden_dim
         self.max_positions = max_positions
         self.word_dropout = word_dropout
-        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, padding_idx=self.padding_idx)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=layers, bidirectional=True, batch_first=True,
+        self.embed_tokens = word_embedding(dictionary, embed_dim, freeze_embeddings)
+        input_dim = embed_dim
+        if char_filters:
+            characters, num_characters = word_characters(dictionary)
+            self.register_buffer("word_characters", characters, persistent=False)
+            self.char_cnn = CharacterCNN(num_characters, char_embed_dim, char_filters, char_kernel_width)
+            input_dim += char_filters
+            self.highway = Highway(input_dim, HIGHWAY_LAYERS)
+        self.lstm = nn.LSTM(input_dim, hidden_dim, num_layers=layers, bidirectional=True, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
 
@@ -117,7 +156,12 @@ class BiLSTMTokenEncoder(nn.Module):
             dropped = torch.rand(src_tokens.shape, device=src_tokens.device) < self.word_dropout
             src_tokens = src_tokens.masked_fill(dropped & ~padding, self.unk_idx)
         lengths = (~padding).sum(1)
-        x = self.dropout(self.embed_tokens(src_tokens))
+        x = self.embed_tokens(src_tokens)
+        if hasattr(self, "char_cnn"):
+            characters = self.word_characters[src_tokens].long()  # (B, T, W)
+            features = self.char_cnn(characters.flatten(0, 1)).view(*src_tokens.shape, -1)
+            x = self.highway(torch.cat([x, features], -1))
+        x = self.dropout(x)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
         states, _ = self.lstm(packed)
         states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=src_tokens.size(1))
@@ -141,52 +185,41 @@ class TokenEncoderConfig(FairseqDataclass):
     attention_dropout: float = field(default=0.0, metadata={"help": "transformer: dropout on attention weights"})
     word_dropout: float = bounded_field(0.05, "[0, 1)", "bilstm: training tokens replaced by <unk>")
     max_positions: int = field(default=512, metadata={"help": "longest sentence in tokens"})
-    word_embeddings: Optional[str] = field(
-        default=None, metadata={"help": "text file of pretrained word vectors (GloVe format: word v1 ... vd), "
-                                        "copied into the embeddings when training starts"})
-    freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
+    freeze_word_embeddings: bool = field(default=False, metadata={
+        "help": "keep the pretrained word vectors fixed (without a vector file: every word embedding)"})
+    char_filters: int = bounded_field(0, ">= 0", "bilstm: filters of the character CNN added to each word vector, "
+                                      "with two highway layers (0: no character features)")
+    char_embed_dim: int = bounded_field(30, ">= 1", "bilstm: character embedding size (with --char-filters)")
+    char_kernel_width: int = bounded_field(3, ">= 1", "bilstm: character CNN width, odd (with --char-filters)")
 
 
 def build_token_encoder(cfg, dictionary):
     """The per-token encoder named by ``cfg.encoder_type`` (a ``TokenEncoderConfig``)."""
     check_options(cfg, TokenEncoderConfig)
+    freeze = cfg.freeze_word_embeddings
     if cfg.encoder_type == "bilstm":
+        if cfg.char_filters and cfg.char_kernel_width % 2 == 0:
+            raise ConfigError(f"--char-kernel-width must be odd (got {cfg.char_kernel_width})")
         return BiLSTMTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_hidden_dim, cfg.encoder_layers,
-                                  cfg.dropout, cfg.word_dropout, cfg.max_positions)
+                                  cfg.dropout, cfg.word_dropout, cfg.max_positions, freeze, cfg.char_embed_dim,
+                                  cfg.char_filters, cfg.char_kernel_width)
+    if cfg.char_filters:
+        raise ConfigError("--char-filters needs --encoder-type bilstm (the transformer's width is its word vectors')")
     return TransformerTokenEncoder(dictionary, cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_layers,
-                                   cfg.encoder_attention_heads, cfg.dropout, cfg.attention_dropout, cfg.max_positions)
-
-
-def load_word_vectors(embedding, dictionary, path):
-    """Copy the vectors of ``path`` (GloVe's text format) into ``embedding`` for the words of
-    ``dictionary`` (exact match first, else the lowercased word); the rest keep their
-    initialisation. Returns the number of words found."""
-    found = {}
-    try:
-        with open(path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                word, *values = line.rstrip().split(" ")
-                if len(values) != embedding.embedding_dim:
-                    raise ConfigError(f"--word-embeddings {path}:{number}: a vector of {len(values)} values, but "
-                                      f"--encoder-embed-dim is {embedding.embedding_dim}")
-                found.setdefault(word, values)
-    except OSError as error:
-        raise ConfigError(f"--word-embeddings {path}: {error.strerror}") from None
-    with torch.no_grad():
-        hits = 0
-        for index, word in enumerate(dictionary.symbols):
-            values = found.get(word, found.get(word.lower()))
-            if values is not None and index != dictionary.pad():
-                embedding.weight[index] = torch.tensor([float(v) for v in values])
-                hits += 1
-    logger.info("--word-embeddings %s: vectors for %d of %d words", path, hits, len(dictionary))
-    return hits
+                                   cfg.encoder_attention_heads, cfg.dropout, cfg.attention_dropout, cfg.max_positions,
+                                   freeze)
 
 
 def init_word_embeddings(encoder, dictionary, cfg):
-    """``--word-embeddings`` / ``--freeze-word-embeddings`` on a built encoder; call it when training
-    starts (a checkpoint already holds the embeddings)."""
-    if cfg.word_embeddings:
-        load_word_vectors(encoder.embed_tokens, dictionary, cfg.word_embeddings)
-    if cfg.freeze_word_embeddings:
-        encoder.embed_tokens.weight.requires_grad_(False)
+    """Copy the pretrained vectors of ``dictionary`` (``PretrainedWords``) into ``encoder``'s
+    embeddings; call it when training starts (a checkpoint already holds them). Without them,
+    ``--freeze-word-embeddings`` fixes every word embedding."""
+    embedding = encoder.embed_tokens
+    if getattr(dictionary, "vectors", None) is not None:
+        if dictionary.vectors.shape[1] != embedding.embedding_dim:
+            raise ConfigError(f"--word-embeddings has {dictionary.vectors.shape[1]}-d vectors, but "
+                              f"--encoder-embed-dim is {embedding.embedding_dim}; make them equal")
+        with torch.no_grad():
+            embedding.pretrained.copy_(torch.from_numpy(dictionary.vectors))
+    elif cfg.freeze_word_embeddings:
+        embedding.weight.requires_grad_(False)

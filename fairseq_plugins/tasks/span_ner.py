@@ -7,9 +7,11 @@ IOB1, IOB2 or BIOES, ``auto`` by default), which also gives the batch layout.
 Vocabulary: the words and entity types of ``train.conll``, built when training starts and carried
 by every checkpoint (``data/vocabulary.py``; nothing is written into ``DATA``, which may be
 read-only). Words not in it (e.g. a test word never seen in training) map to ``<unk>``; label 0 is
-the null label ``O`` (a span that is not an entity), then the entity types. ``--word-embeddings
-FILE`` (GloVe's text format) fills the embeddings of dictionary words when training starts; the
-checkpoint then holds them.
+the null label ``O`` (a span that is not an entity), then the entity types. With ``--word-embeddings
+FILE`` (GloVe, word2vec or fastText text) the vocabulary is every word of FILE (its vectors fixed
+under ``--freeze-word-embeddings``, as the authors') plus the training words it lacks (trainable):
+``data/word_vectors.py``; a test word GloVe knows keeps its vector. The checkpoint then holds the
+vectors and the vocabulary: evaluating never reads FILE.
 
 Instance-based models (``--span-head instance``): the instance-set protocol of
 ``tasks/instance_sets.py``: each training step scores against every span (null ones included) of
@@ -21,7 +23,9 @@ Evaluation (``criterions/span_ner.py``): seqeval's strict IOB2 precision, recall
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 
@@ -29,7 +33,8 @@ from fairseq.data import Dictionary
 from fairseq.tasks import register_task
 
 from fairseq_plugins.data.conll_ner import SpanNerDataset, read_conll
-from fairseq_plugins.data.vocabulary import vocabulary
+from fairseq_plugins.data.vocabulary import file_sha256, vocabulary
+from fairseq_plugins.data.word_vectors import pretrained_vocabulary
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.token_encoders import init_word_embeddings
 from fairseq_plugins.modules.spans import OUTSIDE, SCHEMES, decode, spans_to_iob2
@@ -46,6 +51,9 @@ class SpanNerConfig(InstanceSetConfig):
     max_span_length: int = bounded_field(6, ">= 1", "longest candidate span L, in tokens")
     instance_sentences: int = instance_sentences_field(50)
     max_positions: int = field(default=512, metadata={"help": "longest sentence, in tokens"})
+    word_embeddings: Optional[str] = field(default=None, metadata={
+        "help": "text file of pretrained word vectors (GloVe, word2vec or fastText text format): its words plus the "
+                "training words are the vocabulary, the vectors copied in when training starts"})
 
 
 @register_task("span_ner", dataclass=SpanNerConfig)
@@ -60,11 +68,16 @@ class SpanNerTask(InstanceSetTask):
         return read_conll(path, self.cfg.tag_scheme)
 
     def build_vocabulary(self):
-        words = Dictionary()
-        for sentence in self.train_sentences:
-            for word in sentence.words:
-                words.add_symbol(word)
-        words.finalize()
+        if self.cfg.word_embeddings:
+            words = pretrained_vocabulary(Counter(w for s in self.train_sentences for w in s.words),
+                                          self.cfg.word_embeddings)
+            self.word_vectors_sha256 = file_sha256(self.cfg.word_embeddings)
+        else:
+            words = Dictionary()
+            for sentence in self.train_sentences:
+                for word in sentence.words:
+                    words.add_symbol(word)
+            words.finalize()
         labels = [OUTSIDE] + sorted({kind for sentence in self.train_sentences for _, _, kind in sentence.entities})
         logger.info("span_ner: %d words, labels %s", len(words), " ".join(labels))
         return vocabulary(words, labels)

@@ -13,7 +13,7 @@ SAVE_DIR=$WORK_DIR/checkpoints/$(seeded_run "$HEAD" "$SEED")
 mkdir -p "$SAVE_DIR"
 fairseq-train "$DATA" --user-dir "$(fairseq-plugins-dir)" --task span_ner --max-span-length 6 \
     --arch span_ner_bilstm --span-head "$HEAD" --similarity dot --instance-sentences 50 --criterion span_ner \
-    --optimizer adam --lr "$LR" --clip-norm 5 --dropout 0.3 --batch-size "$BATCH" \
+    --optimizer adam --lr "$LR" "${MODEL_FLAGS[@]}" --batch-size "$BATCH" \
     --max-epoch "$EPOCHS" --seed "$SEED" --num-workers 0 --save-dir "$SAVE_DIR" --no-epoch-checkpoints \
     --no-save-optimizer-state --log-format simple --log-interval 50 --no-progress-bar "${TRAIN_FLAGS[@]}" \
     "${EMBEDDINGS[@]}" "$@" \
