@@ -21,7 +21,7 @@ SEEDS=${SEEDS:-"1 2 3"}
 MODEL_FLAGS=(--lr-scheduler inverse_epoch --lr-decay-per-epoch 0.05 --clip-norm 5 --dropout 0.3
              --char-embed-dim 30 --char-filters 50 --char-kernel-width 3)
 if [[ $SMALL == 1 ]]; then
-    EPOCHS=${EPOCHS:-8} LR=${LR:-2e-3} BATCH=16
+    EPOCHS=${EPOCHS:-12} LR=${LR:-2e-3} BATCH=16
     # CPU: no per-epoch validation (scoring valid against the whole training memory costs as
     # much as an epoch); the last checkpoint is evaluated.
     TRAIN_FLAGS=(--cpu --disable-validation)
