@@ -122,3 +122,20 @@ def test_bad_character_options(tmp_path, options, message):
     cfg = TokenEncoderConfig(**options)
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_token_encoder(cfg, Dictionary())
+
+
+
+def test_the_parser_gets_characters_through_the_shared_token_encoder(tmp_path):
+    from conftest import build_through_namespace_api
+    from fairseq_plugins.data.sentences import batches_in_index_order
+    from fairseq_plugins.tasks.dependency_parsing import DependencyParsingConfig, DependencyParsingTask
+    from parsing_helpers import write_treebank
+
+    data = write_treebank(tmp_path / "treebank", (("train", 12), ("valid", 3)))
+    args, model = build_through_namespace_api(data, "dependency_parsing", "dependency_parser_bilstm", "--criterion",
+                                              "dependency_parsing", "--char-filters", 6, "--char-embed-dim", 4)
+    assert model.encoder.lstm.input_size == args.encoder_embed_dim + 6  # no parser code reads characters
+    train = DependencyParsingTask.setup_task(DependencyParsingConfig(data=data, seed=1)).load_dataset("train")
+    src_tokens = next(batches_in_index_order(train, 4))["net_input"]["src_tokens"]
+    states, padding = model.encoder(src_tokens)
+    assert states.shape[:2] == src_tokens.shape and padding.equal(src_tokens.eq(1))
