@@ -150,10 +150,15 @@ def test_train_resume_validate_report(corpus, trained, head, extra):
     assert logged(first, "f1"), "validation inside fairseq-train logs f1"
     assert "Loaded checkpoint" in second.stdout and "@ 40 updates" in second.stdout and "num_updates 60" in second.stdout
     in_training = logged(second, "f1")[-1]
-    # the checkpoint evaluates on its own, from another directory: only DATA and the file
-    validate = run_cli("fairseq-validate", corpus, "--user-dir", USER_DIR, "--task", "span_ner",
-                       "--path", save_dir / "checkpoint_last.pt", "--valid-subset", "valid,test", "--batch-size", 7,
-                       "--num-workers", 0, cwd="/")
+    # the checkpoint evaluates on its own, from another directory: only DATA and the file (not the vector file)
+    vectors = os.path.join(corpus, "vectors.txt")
+    os.rename(vectors, vectors + ".away")
+    try:
+        validate = run_cli("fairseq-validate", corpus, "--user-dir", USER_DIR, "--task", "span_ner",
+                           "--path", save_dir / "checkpoint_last.pt", "--valid-subset", "valid,test", "--batch-size", 7,
+                           "--num-workers", 0, cwd="/")
+    finally:
+        os.rename(vectors + ".away", vectors)
     valid_f1, test_f1 = logged(validate, "f1")
     assert valid_f1 == in_training  # the same memory, rebuilt from train.conll, gives the same scores
     assert test_f1 > 50  # names of 1-3 tokens, unseen test names included: clearly learnt
@@ -166,7 +171,7 @@ def test_train_resume_validate_report(corpus, trained, head, extra):
         _, _, task = load_checkpoint(str(save_dir / "checkpoint_last.pt"))
         assert task.words.index("Vrellintown") == words.index("vrellintown")  # a test-only word keeps its vector
     report_file = save_dir / "report.json"
-    report = run_cli("fairseq-plugins-ner-report", corpus, "--path", save_dir / "checkpoint_last.pt", "--json-file", report_file)
+    report = run_cli("fairseq-plugins-ner-report", corpus, "--path", save_dir / "checkpoint_last.pt", "--json", report_file)
     rows = json.loads(report_file.read_text())["report"]
     assert set(rows) >= {"PER", "LOC", "ORG", "micro avg"} and "PER" in report.stdout
     assert round(rows["micro avg"]["f1-score"], 2) == test_f1

@@ -1,36 +1,34 @@
 """``fairseq-plugins-ner-report``: per-type precision, recall and F1 of a span_ner checkpoint.
 
-    fairseq-plugins-ner-report DATA --path checkpoint_best.pt --subset test [--json-file FILE]
+    fairseq-plugins-ner-report DATA --path checkpoint_best.pt --valid-subset test [--json [FILE]]
 
 Decodes the split as the span_ner criterion does (greedy, non-overlapping) and prints seqeval's
 strict IOB2 report: one row per entity type, then the micro average (the ``precision``,
 ``recall`` and ``f1`` that fairseq-validate logs) and the macro average.
 """
 
-import argparse
-import json
-import logging
-import sys
-
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 import fairseq_plugins  # noqa: F401  (fills fairseq's registries)
 from fairseq_plugins.cli.checkpoints import load_checkpoint, load_split
+from fairseq_plugins.cli.common import (
+    add_json_output, add_user_dir, command_parser, import_user_dir, prints_json, setup_logging, write_results,
+)
 from fairseq_plugins.errors import ConfigError
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="fairseq-plugins-ner-report", description=__doc__.split("\n\n")[0])
-    parser.usage = argparse.SUPPRESS  # an error is one line, `prog: error: msg`
+    parser = command_parser("fairseq-plugins-ner-report", __doc__)
     parser.add_argument("data", help="the data directory the checkpoint was trained on")
     parser.add_argument("--path", required=True, metavar="CKPT", help="a span_ner checkpoint")
-    parser.add_argument("--subset", default="test", help="split to score (default test)")
+    parser.add_argument("--valid-subset", default="test", help="split to score (default test)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
-    parser.add_argument("--json-file", metavar="FILE", help="also write the report as JSON to FILE")
+    add_user_dir(parser)
+    add_json_output(parser, "the report")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+        parser.error(f"--batch-size must be >= 1 (got {args.batch_size})")
     return args
 
 
@@ -49,17 +47,17 @@ def percent(row):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    setup_logging(quiet=prints_json(args))
+    import_user_dir(args.user_dir)
     model, cfg, task = load_checkpoint(args.path, data=args.data)
     if not hasattr(task, "predict"):
         raise ConfigError(f"--path {args.path}: trained with --task {cfg.task._name}, not span_ner")
-    gold, predicted = tag_sequences(task, model, load_split(task, cfg, args.subset), args.batch_size)
+    gold, predicted = tag_sequences(task, model, load_split(task, cfg, args.valid_subset), args.batch_size)
     report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    print(classification_report(gold, predicted, mode="strict", scheme=IOB2, digits=4, zero_division=0))
-    if args.json_file:
-        rows = {name: percent(row) for name, row in report.items()}
-        with open(args.json_file, "w", encoding="utf-8") as file:
-            json.dump({"checkpoint": args.path, "subset": args.subset, "sentences": len(gold), "report": rows}, file, indent=1)
+    results = {"checkpoint": args.path, "subset": args.valid_subset, "sentences": len(gold),
+               "report": {name: percent(row) for name, row in report.items()}}
+    table = classification_report(gold, predicted, mode="strict", scheme=IOB2, digits=4, zero_division=0)
+    write_results(results, args, lambda _: table)
 
 
 if __name__ == "__main__":

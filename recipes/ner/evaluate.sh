@@ -15,7 +15,7 @@ for head in $HEADS; do for seed in $SEEDS; do
         || { tail -5 "$OUT/validate-$run.log" >&2; die "fairseq-validate failed on $checkpoint"; }
     echo "$head seed $seed: $(last_validation "$OUT/validate-$run.log" test)"
     if [[ $seed == "$FIRST_SEED" ]]; then
-        fairseq-plugins-ner-report "$DATA" --path "$checkpoint" --subset test --json-file "$OUT/report-$head.json" \
+        fairseq-plugins-ner-report "$DATA" --path "$checkpoint" --valid-subset test --json "$OUT/report-$head.json" \
             2> "$OUT/report-$head.log"
     fi
     if [[ $head == instance ]]; then
