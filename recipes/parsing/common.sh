@@ -4,6 +4,8 @@
 #             seed, a CPU-sized BiLSTM and EPOCHS (default 8) epochs; else UD English EWT (GPU)
 #   SEEDS     training seeds (default "1 2 3"); EPOCHS, K (instance sentences per batch) override
 #   INSTANCE_LABELS  the instance label head's rule: mean (default, the paper's equation) or mass
+#   CHARS=1   character features: a character CNN (50 filters of width 3 over 30-d characters) and
+#             two highway layers added to each word vector (the NER recipe's setting)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../lib.sh"
@@ -13,6 +15,7 @@ SMALL=${SMALL:-0}
 SEEDS=${SEEDS:-"1 2 3"}
 METHODS="weight instance-dot instance-cosine"
 INSTANCE_LABELS=${INSTANCE_LABELS:-mean}
+CHARS=${CHARS:-0}
 TREEBANK="python $HERE/treebank.py"
 if [[ $SMALL == 1 ]]; then
     EPOCHS=${EPOCHS:-8} K=${K:-32}
@@ -24,4 +27,7 @@ else
     MODEL_SIZE=()
     DEVICE=(--num-workers 2)
     EXCLUDE_LABELS=
+fi
+if [[ $CHARS == 1 ]]; then
+    MODEL_SIZE+=(--char-embed-dim 30 --char-filters 50 --char-kernel-width 3)
 fi
