@@ -205,6 +205,8 @@ def test_bad_flags_are_one_line_errors(tmp_path, treebank):
                    "--arc-head must be one of instance, weight (got 'prototype')")
     with pytest.raises(ConfigError, match=re.escape("--input-field must be one of form, lemma, upos (got 'xpos')")):
         task_for(treebank, input_field="xpos")
+    with pytest.raises(ConfigError, match=re.escape("--inference-sentences must be >= 0 (got -1)")):
+        task_for(treebank, inference_sentences=-1)
     with pytest.raises(ConfigError, match=re.escape("--similarity must be one of dot, cosine (got 'l2')")):
         untrained_parser(treebank, similarity="l2")
 
