@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import USER_DIR
-from fairseq_plugins.cli import common, dip_evaluate, ensemble, fairseq_runs, ner_report, predict, shift_invariance
+from fairseq_plugins.cli import common, dip_evaluate, ensemble, explain, fairseq_runs, ner_report, predict, shift_invariance
 from recipe_helpers import REPO
 
 # what fairseq-train (--log-format simple), fairseq-validate and fairseq-train --log-format json write
@@ -23,11 +23,11 @@ LOG = """\
 """
 
 
-@pytest.mark.parametrize("command", [ensemble, dip_evaluate, shift_invariance, predict, ner_report])
+@pytest.mark.parametrize("command", [ensemble, dip_evaluate, shift_invariance, predict, ner_report, explain])
 def test_commands_that_load_checkpoints_take_user_dir(command):
     argv = {ensemble: ["data", "--path", "a.pt:b.pt"], dip_evaluate: ["data", "--dip", "a.pt"],
             shift_invariance: ["data", "--path", "a.pt"], predict: ["--path", "a.pt"],
-            ner_report: ["data", "--path", "a.pt"]}[command]
+            ner_report: ["data", "--path", "a.pt"], explain: ["data", "--path", "a.pt"]}[command]
     assert command.parse_args([*argv, "--user-dir", USER_DIR]).user_dir == USER_DIR
 
 

@@ -235,8 +235,8 @@ def test_explanations_contributions_sum_to_the_arc_score(cosine_checkpoint, tree
     assert summary["plausibility"] > summary["label_prior"] and summary["arc_plausibility"] > summary["label_prior"]
     assert all(len(p["label_top"]) == 4 for p in predictions)
     # The command: printed lines and the JSON report.
-    result = run_cli("fairseq-plugins-explain", treebank, "--path", cosine_checkpoint, "--subset", "test",
-                     "--top-k", 2, "--print", 1, "--json-file", tmp_path / "explanations.json")
+    result = run_cli("fairseq-plugins-explain", treebank, "--path", cosine_checkpoint, "--valid-subset", "test",
+                     "--top-k", 2, "--print", 1, "--json", tmp_path / "explanations.json")
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{predictions[0]['sentence']} 1 ") and lines[1].lstrip().startswith("1. ")
     assert lines[3].lstrip().startswith("label 1. ") and "plausibility" in lines[-1] and len(lines) == 6

@@ -186,8 +186,8 @@ def instance_checkpoint(trained):
 
 def test_explanations_name_real_training_spans(corpus, instance_checkpoint, tmp_path):
     out = tmp_path / "explain.json"
-    result = run_cli("fairseq-plugins-explain", corpus, "--path", instance_checkpoint, "--subset", "test", "--top-k", 3,
-                        "--json-file", out, "--print", 2)
+    result = run_cli("fairseq-plugins-explain", corpus, "--path", instance_checkpoint, "--valid-subset", "test", "--top-k", 3,
+                     "--json", out, "--print", 2)
     report = json.loads(out.read_text())
     train_labels, train_words = read_train_spans(corpus)
     predictions = report["predictions"]

@@ -54,7 +54,7 @@ def load_checkpoint(path, data=None, overrides=None, flag="--path"):
     return models[0].eval(), cfg, task
 
 
-def load_split(task, cfg, subset, flag="--subset"):
+def load_split(task, cfg, subset, flag="--valid-subset"):
     try:
         task.load_dataset(subset, combine=False, epoch=1, task_cfg=cfg.task)
     except FileNotFoundError as error:

@@ -69,7 +69,7 @@ def parse_args(argv=None):
 
 def load(path, data, subset, flag):
     model, cfg, task = load_checkpoint(path, data=data, flag=flag)
-    return model, cfg, task, load_split(task, cfg, subset, "--valid-subset")
+    return model, cfg, task, load_split(task, cfg, subset)
 
 
 def by_seed(accuracies, flag):

@@ -126,7 +126,7 @@ def model_outputs(model, cfg, net_input):
 
 def member_outputs(path, data, subset, batch_size):
     model, cfg, task = load_checkpoint(path, data)
-    dataset = load_split(task, cfg, subset, "--valid-subset")
+    dataset = load_split(task, cfg, subset)
     outputs, targets = [], []
     with torch.no_grad():
         for batch in batches_in_index_order(dataset, batch_size):

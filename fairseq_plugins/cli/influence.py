@@ -85,7 +85,7 @@ def load(args, overrides):
             "(e.g. --arch turnover_image_mlp --criterion turnover_cross_entropy) to estimate influence"
         )
     train = load_split(task, saved_cfg, args.train_subset, "--train-subset")
-    test = load_split(task, saved_cfg, args.valid_subset, "--valid-subset")
+    test = load_split(task, saved_cfg, args.valid_subset)
     return model, train, test
 
 

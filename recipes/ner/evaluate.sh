@@ -19,8 +19,8 @@ for head in $HEADS; do for seed in $SEEDS; do
             2> "$OUT/report-$head.log"
     fi
     if [[ $head == instance ]]; then
-        fairseq-plugins-explain "$DATA" --path "$checkpoint" --subset test --top-k 5 --print 3 \
-            --json-file "$OUT/explain-seed$seed.json" 2> "$OUT/explain-seed$seed.log" | tail -1
+        fairseq-plugins-explain "$DATA" --path "$checkpoint" --valid-subset test --top-k 5 --print 3 \
+            --json "$OUT/explain-seed$seed.json" 2> "$OUT/explain-seed$seed.log" | tail -1
     fi
 done; done
 python "$HERE/summarize.py" "$OUT" --heads $HEADS --seeds $SEEDS --epochs "$EPOCHS" --small "$SMALL" \

@@ -20,8 +20,8 @@ for method in $METHODS; do for seed in $SEEDS; do
     validate all
     [[ -z $EXCLUDE_LABELS ]] || validate no_ig --eval-exclude-labels "$EXCLUDE_LABELS"
     if [[ $method == instance-* ]]; then
-        fairseq-plugins-explain "$DATA" --path "$CKPT" --subset test --top-k 5 --print 0 \
-            --json-file "$WORK_DIR/explanations/$run.json" > "$WORK_DIR/eval/$run.explain.log" 2>&1 \
+        fairseq-plugins-explain "$DATA" --path "$CKPT" --valid-subset test --top-k 5 --print 0 \
+            --json "$WORK_DIR/explanations/$run.json" > "$WORK_DIR/eval/$run.explain.log" 2>&1 \
             || { tail -5 "$WORK_DIR/eval/$run.explain.log" >&2; die "fairseq-plugins-explain failed on $CKPT"; }
         python -c "import json, sys; json.dump(json.load(open(sys.argv[1]))['summary'], open(sys.argv[2], 'w'))" \
             "$WORK_DIR/explanations/$run.json" "$WORK_DIR/eval/$run.explain.json"
