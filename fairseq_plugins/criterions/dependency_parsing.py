@@ -18,7 +18,6 @@ full labels, subtypes included.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +28,8 @@ from fairseq.logging import metrics
 
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.tree_decoding import is_tree
+from fairseq_plugins.percentages import log_percentages
 
-COUNTS = ("words", "heads_ok", "labels_ok", "words_punct", "heads_ok_punct", "labels_ok_punct", "universal_labels_ok",
-          "sentences", "trees")
 PERCENTAGES = {  # metric: (numerator, denominator)
     "uas": ("heads_ok", "words"),
     "las": ("labels_ok", "words"),
@@ -49,7 +47,7 @@ def universal_label_indices(labels):
 
 
 def attachment_counts(sample, heads, labels, universal):
-    """Counts of COUNTS for predicted ``heads`` and ``labels`` (B, T) against the sample's gold ones;
+    """The counts behind PERCENTAGES for predicted ``heads`` and ``labels`` (B, T) against the sample's gold ones;
     ``universal``: ``universal_label_indices`` of the task's labels."""
     gold_heads, gold_labels = sample["target"], sample["labels"]
     universal = universal.to(labels.device)
@@ -113,10 +111,7 @@ class DependencyParsingCriterion(FairseqCriterion):
         for name in ("loss", "arc_loss", "label_loss"):
             total = sum(float(log.get(name, 0)) for log in logging_outputs)
             metrics.log_scalar(name, total / max(sample_size, 1) / math.log(2), sample_size, round=3)
-        totals = {name: sum(log.get(name, 0) for log in logging_outputs) for name in COUNTS}
-        for metric, (numerator, denominator) in PERCENTAGES.items():
-            if totals[denominator]:
-                metrics.log_scalar(metric, 100.0 * totals[numerator] / totals[denominator], totals[denominator], round=2)
+        log_percentages(logging_outputs, PERCENTAGES)
 
     @staticmethod
     def logging_outputs_can_be_summed():
