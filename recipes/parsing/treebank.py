@@ -14,11 +14,12 @@ import glob
 import json
 import os
 import re
-import statistics
 import sys
 
 import numpy as np
 
+from fairseq_plugins.cli.common import seed_statistics
+from fairseq_plugins.cli.fairseq_runs import last_validation
 from fairseq_plugins.data.conllu_treebank import read_conllu
 from fairseq_plugins.errors import ConfigError
 
@@ -51,17 +52,11 @@ def check(directory):
 
 
 def metrics(log, out):
-    lines = [line for line in open(log, encoding="utf-8") if "valid on 'test' subset" in line]
-    if not lines:
-        raise ConfigError(f"{log}: no \"valid on 'test' subset\" line (did fairseq-validate fail?)")
-    scores = {name: float(value) for name, value in re.findall(r"\| (\w+) ([\d.]+)", lines[-1]) if name in METRICS}
+    with open(log, encoding="utf-8") as file:
+        validation = last_validation(file.read(), "test", source=log)
+    scores = {name: validation[name] for name in METRICS if name in validation}
     with open(out, "w", encoding="utf-8") as file:
         json.dump(scores, file)
-
-
-def mean_std(values):
-    return {"mean": round(statistics.mean(values), 2), "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
-            "runs": [round(v, 2) for v in values]}
 
 
 def report(work_dir, out):
@@ -79,17 +74,18 @@ def report(work_dir, out):
         row = {}
         for kind in ("all", "no_ig"):
             if kind in kinds:
-                row[kind] = {metric: mean_std([scores[metric] for scores in kinds[kind].values()]) for metric in METRICS}
+                row[kind] = {metric: seed_statistics({seed: scores[metric] for seed, scores in kinds[kind].items()}, 2)
+                             for metric in METRICS}
         if "explain" in kinds:
             for field in ("plausibility", "label_prior"):
-                row[field] = mean_std([summary[field] for summary in kinds["explain"].values()])
+                row[field] = seed_statistics({seed: summary[field] for seed, summary in kinds["explain"].items()}, 2)
         row["seeds"] = sorted(next(iter(kinds.values())))
         table[method] = row
     with open(out, "w", encoding="utf-8") as file:
         json.dump(table, file, indent=1)
     for method, row in table.items():
-        scores = " ".join(f"{kind}: UAS {row[kind]['uas']['mean']:.2f}+-{row[kind]['uas']['std']:.2f} "
-                          f"LAS {row[kind]['las']['mean']:.2f}+-{row[kind]['las']['std']:.2f}"
+        scores = " ".join(f"{kind}: UAS {row[kind]['uas']['mean']:.2f}+-{row[kind]['uas']['std'] or 0:.2f} "
+                          f"LAS {row[kind]['las']['mean']:.2f}+-{row[kind]['las']['std'] or 0:.2f}"
                           for kind in ("all", "no_ig") if kind in row)
         extra = (f" plausibility {row['plausibility']['mean']:.2f} (label prior {row['label_prior']['mean']:.2f})"
                  if "plausibility" in row else "")
