@@ -92,18 +92,17 @@ def pretrained_vocabulary(counts, path, extra_symbols=()):
     """``PretrainedWords`` of the training words ``counts`` (a Counter) and the vector file ``path``
     (see the module docstring); ``extra_symbols`` (e.g. a parser's ``<root>``) come after the specials."""
     file_words, vectors = read_word_vectors(path)
-    in_file = set(file_words)
-    row = {word: index for index, word in enumerate(file_words)}
+    row = {word: index for index, word in enumerate(file_words)}  # also the membership test
     words = PretrainedWords()
     for symbol in extra_symbols:
         words.add_symbol(symbol)
     for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        if word not in in_file and word.lower() not in in_file:
+        if word not in row and word.lower() not in row:
             words.add_symbol(word)
     words.first_pretrained = len(words)
     for word in file_words:
         words.add_symbol(word)
-    lowercased = sorted(word for word in counts if word not in in_file and word.lower() in in_file)
+    lowercased = sorted(word for word in counts if word not in row and word.lower() in row)
     for word in lowercased:
         words.add_symbol(word)
     words.vectors = np.concatenate([vectors, vectors[[row[word.lower()] for word in lowercased]]])
