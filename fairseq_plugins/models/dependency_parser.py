@@ -46,9 +46,8 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.instance_based import InstanceBasedModel
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
-from fairseq_plugins.modules.edge_scoring import (SIMILARITIES, BiaffineArcScorer, DepHeadProjections, EdgeVectors,
-                                                  InstanceEdgeScorer)
-from fairseq_plugins.modules.instance_memory import InstanceMemory
+from fairseq_plugins.modules.edge_scoring import BiaffineArcScorer, DepHeadProjections, EdgeVectors, InstanceEdgeScorer
+from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory
 from fairseq_plugins.modules.tree_decoding import DECODERS, decode
 from fairseq_plugins.options import bounded_field, check_options, choice_field, dataclass_defaults, set_defaults
 

@@ -29,12 +29,11 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.instance_based import InstanceBasedModel
 from fairseq_plugins.models.token_encoders import TokenEncoderConfig, build_token_encoder
-from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory, label_log_probs
+from fairseq_plugins.modules.instance_memory import SIMILARITIES, InstanceMemory
 from fairseq_plugins.modules.spans import span_mask, span_vectors
 from fairseq_plugins.options import bounded_field, check_options, choice_field, dataclass_defaults, set_defaults
 
 SPAN_HEADS = ("classifier", "instance")
-SCORE_ELEMENTS = 2**22  # query x memory scores held at once when scoring against the memory
 
 
 @dataclass
@@ -92,11 +91,8 @@ class SpanNerModel(InstanceBasedModel, BaseFairseqModel):
         elif not len(self.memory):
             raise ConfigError("the instance head scores against training spans: its task fills model.memory "
                               "(before each training step, and prepare_for_inference before scoring)")
-        elif self.training:  # the spans of K sampled sentences: one matrix, differentiable in the queries
-            log_probs = label_log_probs(self.scale * self.memory.similarities(queries), self.memory.labels, self.num_labels)
-        else:
-            chunk_size = max(1, SCORE_ELEMENTS // max(1, queries.size(0)))
-            log_probs = self.memory.label_log_probs(queries, chunk_size=chunk_size, scale=self.scale)
+        else:  # training: the spans of K sampled sentences, differentiable; else the whole memory, streamed
+            log_probs = self.memory.label_log_probs(queries, scale=self.scale, differentiable=self.training)
         grid = vectors.new_full((*inside.shape, self.num_labels), -math.log(self.num_labels))
         grid[inside] = log_probs.to(grid.dtype)
         return grid, {"span_mask": inside}

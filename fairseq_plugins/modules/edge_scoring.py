@@ -39,9 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairseq_plugins.modules.instance_memory import label_log_probs
-
-SIMILARITIES = ("dot", "cosine")
+from fairseq_plugins.modules.instance_memory import SIMILARITIES
 
 
 class DepHeadProjections(nn.Module):
@@ -125,15 +123,10 @@ class InstanceEdgeScorer(nn.Module):
         return scores.masked_fill(counts == 0, float("-inf"))
 
     def label_masses(self, edges, memory):
-        """``log P(r | edge)``, each label's softmax mass over all memory edges, of edges (..., e): (..., L).
-        With gradients (training: a few sampled sentences) from the full score matrix; without (scoring the
-        whole training set) streamed by the memory in chunks."""
+        """``log P(r | edge)``, each label's softmax mass over all memory edges, of edges (..., e): (..., L);
+        differentiable in training (a few sampled sentences), streamed otherwise (the whole training set)."""
         flat = edges.reshape(-1, edges.size(-1))
-        if torch.is_grad_enabled():
-            scores = self.scale() * (self.normalized(flat) @ memory.vectors.t().to(flat.dtype))
-            log_probs = label_log_probs(scores, memory.labels, memory.num_labels)
-        else:
-            log_probs = memory.label_log_probs(flat, scale=self.scale())
+        log_probs = memory.label_log_probs(flat, scale=self.scale(), differentiable=self.training)
         return log_probs.reshape(*edges.shape[:-1], memory.num_labels)
 
     def contributions(self, edges, memory):

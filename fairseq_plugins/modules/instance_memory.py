@@ -20,6 +20,7 @@ Plain PyTorch: the NER and dependency-parsing heads both build on this module.
 import torch
 
 SIMILARITIES = ("dot", "cosine")
+SCORE_ELEMENTS = 2**22  # query x instance scores held at once when streaming over a memory
 
 
 def label_log_probs(scores, labels, num_labels):
@@ -127,19 +128,28 @@ class InstanceMemory:
         for start in range(0, vectors.size(0), chunk_size):
             yield offset + start, queries @ vectors[start:start + chunk_size].t()
 
-    @torch.no_grad()
-    def label_log_probs(self, queries, chunk_size=4096, scale=1.0):
-        """Exact ``log P(y | q)`` (Q, num_labels) over every stored instance, ``chunk_size`` rows at a time:
-        each label's logsumexp streams over its block of instances."""
-        queries = self._queries(queries)
-        vectors = self.vectors
-        columns = []
-        for block in vectors.split(self._counts):
-            total = queries.new_full((queries.size(0),), float("-inf"))
-            for _, scores in self._chunks(queries, chunk_size, block):
-                total = torch.logaddexp(total, (scale * scores).logsumexp(1))
-            columns.append(total)
-        return normalize(torch.stack(columns, dim=1))
+    def label_log_probs(self, queries, scale=1.0, differentiable=False, chunk_size=None):
+        """Exact ``log P(y | q)`` (Q, num_labels) over every stored instance, two ways:
+
+        - ``differentiable=True`` (training, where the memory holds the instances of a few sampled
+          sentences): from the whole (Q, N) score matrix, with gradients to ``queries`` and ``scale``;
+        - otherwise (scoring against a whole training set): without gradients, streamed ``chunk_size``
+          memory rows at a time (default: ``SCORE_ELEMENTS`` scores held at once), each label's
+          logsumexp accumulated over its block of instances.
+        """
+        if differentiable:
+            return label_log_probs(scale * self.similarities(queries), self.labels, self.num_labels)
+        if chunk_size is None:
+            chunk_size = max(1, SCORE_ELEMENTS // max(1, queries.size(0)))
+        with torch.no_grad():
+            queries = self._queries(queries)
+            columns = []
+            for block in self.vectors.split(self._counts):
+                total = queries.new_full((queries.size(0),), float("-inf"))
+                for _, scores in self._chunks(queries, chunk_size, block):
+                    total = torch.logaddexp(total, (scale * scores).logsumexp(1))
+                columns.append(total)
+            return normalize(torch.stack(columns, dim=1))
 
     @torch.no_grad()
     def total_similarities(self, queries, chunk_size=4096):
