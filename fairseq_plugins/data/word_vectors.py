@@ -5,8 +5,8 @@ after a header line ``count d``), and tokens containing spaces (glove.840B.300d)
 fields of a line are the vector, everything before them the token. ``d`` is the header's, else
 the first line's field count minus one. A token's first occurrence wins.
 
-``read_word_vectors`` never holds the file's lines: each wanted line is parsed into a row of a
-float32 block as it is read (every line when ``wanted`` is None).
+``read_word_vectors`` never holds the file's lines: each line is parsed into a row of a float32
+block as it is read.
 
 ``PretrainedWords`` is the vocabulary of ``--word-embeddings`` (Ouchi et al.'s
 ``build_word_vocab_pretrained``): the specials, then the training words without a vector
@@ -35,8 +35,8 @@ def _header(fields):
     return int(fields[1]) if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit() else None
 
 
-def read_word_vectors(path, wanted=None):
-    """``(words, vectors (n, d) float32)`` of the file's tokens (those in ``wanted`` if given)."""
+def read_word_vectors(path):
+    """``(words, vectors (n, d) float32)`` of the file's tokens."""
     words, seen, blocks, block, filled, dim = [], set(), [], None, 0, None
     try:
         with open(path, encoding="utf-8", errors="strict") as file:
@@ -52,7 +52,7 @@ def read_word_vectors(path, wanted=None):
                     raise ConfigError(f"--word-embeddings {path}:{number}: expected a token and {dim} values, got "
                                       f"{len(fields) - 1} fields after the token")
                 word = fields[0]
-                if word in seen or (wanted is not None and word not in wanted):
+                if word in seen:
                     continue
                 if block is None or filled == len(block):
                     block, filled = np.empty((ROWS_PER_BLOCK, dim), dtype=np.float32), 0

@@ -36,7 +36,7 @@ from fairseq.tasks import register_task
 from fairseq_plugins.data.conllu_treebank import INPUT_FIELDS, ROOT, DependencyDataset, read_conllu
 from fairseq_plugins.data.vocabulary import vocabulary
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.options import check_options, choice_field
+from fairseq_plugins.options import choice_field
 from fairseq_plugins.tasks.instance_sets import InstanceSetConfig, InstanceSetTask
 
 
@@ -56,9 +56,9 @@ class DependencyParsingConfig(InstanceSetConfig):
 @register_task("dependency_parsing", dataclass=DependencyParsingConfig)
 class DependencyParsingTask(InstanceSetTask):
     suffix = ".conllu"
+    config = DependencyParsingConfig
 
     def __init__(self, cfg):
-        check_options(cfg, DependencyParsingConfig)
         super().__init__(cfg)
         self.excluded_labels = {label for label in cfg.eval_exclude_labels.split(",") if label}
 

@@ -73,10 +73,11 @@ class InstanceSetConfig(FairseqDataclass):
 
 class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
     suffix = None  # of the data files: DATA/{train,valid,test}{suffix}
+    config = InstanceSetConfig  # the subclass's own config class (its options are checked here, once)
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        check_options(cfg, InstanceSetConfig)
+        check_options(cfg, self.config)
         self.training_file = os.path.join(cfg.data, f"train{self.suffix}")
         self.training_steps = 0
 

@@ -38,7 +38,7 @@ from fairseq_plugins.data.word_vectors import pretrained_vocabulary
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.models.token_encoders import init_word_embeddings
 from fairseq_plugins.modules.spans import OUTSIDE, SCHEMES, decode, spans_to_iob2
-from fairseq_plugins.options import bounded_field, check_options, choice_field
+from fairseq_plugins.options import bounded_field, choice_field
 from fairseq_plugins.tasks.instance_sets import InstanceSetConfig, InstanceSetTask, instance_sentences_field
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,7 @@ class SpanNerConfig(InstanceSetConfig):
 @register_task("span_ner", dataclass=SpanNerConfig)
 class SpanNerTask(InstanceSetTask):
     suffix = ".conll"
-
-    def __init__(self, cfg):
-        check_options(cfg, SpanNerConfig)
-        super().__init__(cfg)
+    config = SpanNerConfig
 
     def read(self, path):
         return read_conll(path, self.cfg.tag_scheme)
