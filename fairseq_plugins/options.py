@@ -6,8 +6,13 @@ one-line error of ``check_options`` both read them from there, in one phrasing
 (``--flag must be ... (got x)``). fairseq's parser ignores these keys, so a bad value is not
 rejected by argparse (whose message would be buried under fairseq's 170-line usage text) but at
 model, task or criterion build time, in one line naming the flag.
+
+A console script's own numeric flag takes the same bounds as its argparse ``type=``:
+``bounded(int, ">= 1")``, so that argparse's one-line error reads
+``prog: error: argument --flag: must be >= 1 (got 0)``.
 """
 
+import argparse
 import dataclasses
 import operator
 import re
@@ -50,6 +55,33 @@ def phrase(bounds):
     return bounds if bounds[0] in "<>" else f"in {bounds}"
 
 
+def outside(value, bounds):
+    """What is wrong with ``value`` (``"must be >= 1 (got 0)"``), or None when it lies within ``bounds``."""
+    return None if within(value, bounds) else f"must be {phrase(bounds)} (got {value!r})"
+
+
+NUMBER_NAMES = {int: "an integer", float: "a number"}
+
+
+def bounded(number_type, bounds):
+    """An argparse ``type=`` for a flag taking an ``int`` or ``float`` within ``bounds`` (see ``within``);
+    a value outside them, or not a number, is argparse's one-line error naming the flag."""
+    within(0, bounds)  # a malformed bounds string fails when the parser is built, not when a user errs
+
+    def convert(text):
+        try:
+            value = number_type(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be {NUMBER_NAMES[number_type]} {phrase(bounds)} (got {text!r})") from None
+        problem = outside(value, bounds)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return convert
+
+
 def bounded_field(default, bounds, help):
     """A numeric dataclass field whose value must lie within ``bounds`` (see ``within``)."""
     if default is not None and not within(default, bounds):
@@ -78,8 +110,9 @@ def check_options(cfg, dataclass_type, names=None):
             continue
         if "choices" in field.metadata and value not in field.metadata["choices"]:
             raise ConfigError(f"{flag(field.name)} must be one of {one_of(field.metadata['choices'])} (got {value!r})")
-        if "bounds" in field.metadata and not within(value, field.metadata["bounds"]):
-            raise ConfigError(f"{flag(field.name)} must be {phrase(field.metadata['bounds'])} (got {value!r})")
+        problem = outside(value, field.metadata["bounds"]) if "bounds" in field.metadata else None
+        if problem:
+            raise ConfigError(f"{flag(field.name)} {problem}")
 
 
 def set_defaults(args, **defaults):

@@ -257,12 +257,12 @@ def test_tickets_bad_inputs(fixture_members, pretrained, tmp_path, capsys):
     one_line_error(result, "--pretrained", "none of its parameters is prunable")
     no_updates = [option for option in FINETUNE if option not in ("--max-update", 8)]
     cases = (
-        (("base", 2, "--target-ratio", "1.2"), FINETUNE, "--target-ratio must be in (0, 1) (got 1.2)"),
+        (("base", 2, "--target-ratio", "1.2"), FINETUNE, "argument --target-ratio: must be in (0, 1) (got 1.2)"),
         (("active", 1), FINETUNE, "--method active needs --members 2 or more"),
         (("random", 2), FINETUNE, "--method random needs --tau > 0"),  # else it is BASE-LT with other seeds
         (("active", 2, "--tau", "0"), FINETUNE, "--method active needs --tau > 0"),
         (("base", 2, "--tau", "1e-3"), FINETUNE, "--tau applies to --method active and random only"),
-        (("base", 2, "--rounds", "0"), FINETUNE, "--rounds must be at least 1"),
+        (("base", 2, "--rounds", "0"), FINETUNE, "argument --rounds: must be >= 1 (got 0)"),
         (("base", 1), no_updates, "give --max-update"),
         (("base", 1), FINETUNE + ["--lr-scheduler", "fixed"], "--lr-scheduler is set by fairseq-plugins-tickets"),
     )

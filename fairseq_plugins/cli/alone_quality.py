@@ -23,6 +23,7 @@ from fairseq_plugins.cli.common import (
 from fairseq_plugins.cli.dataless import model_from_flags
 from fairseq_plugins.cli.params import count_parameters
 from fairseq_plugins.cli.toy_experiment import SMALL_MODEL, final_valid_nll, generate_and_score, preprocess, read_lines, train
+from fairseq_plugins.options import bounded
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SRC, TGT = "en", "xx"
@@ -38,9 +39,10 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", default="alone-quality", help="new or empty directory for every output")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, among {','.join(VARIANTS)}")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
-    parser.add_argument("--max-update", type=int, default=600)
-    parser.add_argument("--train-size", type=int, default=20000, help="toy corpus training pairs")
-    parser.add_argument("--test-size", type=int, default=500, help="toy corpus validation and test pairs, each")
+    parser.add_argument("--max-update", type=bounded(int, ">= 1"), default=600)
+    parser.add_argument("--train-size", type=bounded(int, ">= 1"), default=20000, help="toy corpus training pairs")
+    parser.add_argument("--test-size", type=bounded(int, ">= 1"), default=500,
+                        help="toy corpus validation and test pairs, each")
     add_json_output(parser)
     args = parser.parse_args(argv)
     args.variants = args.variants.split(",")
@@ -51,8 +53,6 @@ def parse_args(argv=None):
         args.seeds = [int(seed) for seed in args.seeds.split(",")]
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers (got {args.seeds!r})")
-    if min(args.max_update, args.train_size, args.test_size) < 1:
-        parser.error("--max-update, --train-size and --test-size must be at least 1")
     if os.path.exists(args.work_dir) and os.listdir(args.work_dir):
         parser.error(f"--work-dir {args.work_dir} already exists and is not empty; remove it or pass a new --work-dir")
     return args

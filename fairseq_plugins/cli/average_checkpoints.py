@@ -23,6 +23,7 @@ import torch
 import fairseq_plugins  # noqa: F401  (allows fairseq's checkpoint globals in torch.load)
 from fairseq_plugins.cli.common import command_parser
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 
 
 def last_checkpoints(directory, count, by_updates, upper_bound=None):
@@ -84,16 +85,16 @@ def parse_args(argv=None):
     parser.add_argument("--inputs", nargs="+", required=True, help="checkpoint files, or one directory")
     parser.add_argument("--output", required=True, help="where to write the averaged checkpoint")
     count = parser.add_mutually_exclusive_group()
-    count.add_argument("--num-epoch-checkpoints", type=int, help="average the last N checkpoint{epoch}.pt")
-    count.add_argument("--num-update-checkpoints", type=int, help="average the last N checkpoint_{epoch}_{update}.pt")
+    count.add_argument("--num-epoch-checkpoints", type=bounded(int, ">= 1"),
+                       help="average the last N checkpoint{epoch}.pt")
+    count.add_argument("--num-update-checkpoints", type=bounded(int, ">= 1"),
+                       help="average the last N checkpoint_{epoch}_{update}.pt")
     parser.add_argument("--checkpoint-upper-bound", type=int, help="ignore checkpoints after this epoch/update")
     args = parser.parse_args(argv)
     count = args.num_epoch_checkpoints or args.num_update_checkpoints
     if count is not None:
         if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
             parser.error("--num-epoch-checkpoints/--num-update-checkpoints need --inputs to be one directory")
-        if count < 1:
-            parser.error("--num-epoch-checkpoints/--num-update-checkpoints must be at least 1")
     elif any(os.path.isdir(path) for path in args.inputs):
         parser.error("--inputs is a directory: add --num-epoch-checkpoints N or --num-update-checkpoints N")
     return args

@@ -28,6 +28,7 @@ from fairseq_plugins.cli.common import (
 )
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 
 logger = logging.getLogger("fairseq_plugins.dip_evaluate")
 
@@ -41,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--dip-eval-samples", default="1,4,16,64", metavar="S[,S...]",
                         help="numbers of mixes averaged per example (default 1,4,16,64)")
     parser.add_argument("--valid-subset", default="test", help="split to evaluate (default test)")
-    parser.add_argument("--batch-size", type=int, default=250, help="examples per batch (default 250)")
+    parser.add_argument("--batch-size", type=bounded(int, ">= 1"), default=250, help="examples per batch (default 250)")
     add_json_output(parser)
     add_user_dir(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="also save accuracy versus S")
@@ -52,8 +53,6 @@ def parse_args(argv=None):
         args.samples = [0]
     if any(s < 1 for s in args.samples):
         parser.error(f"--dip-eval-samples {args.dip_eval_samples}: give integers >= 1 separated by commas, e.g. 1,4,16,64")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.dip and not args.baseline:
         parser.error("nothing to evaluate: give --dip CKPT... and/or --baseline NAME=CKPT[,CKPT...]")
     baselines = {}

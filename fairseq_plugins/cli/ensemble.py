@@ -38,6 +38,7 @@ from fairseq_plugins.cli.common import (
 )
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules import pruning
+from fairseq_plugins.options import bounded
 from fairseq_plugins.tasks.ticket_training import TICKET_PREFIX
 
 logger = logging.getLogger("fairseq_plugins.ensemble")
@@ -52,7 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--path", required=True, action="append", metavar="A.pt:B.pt[:...]",
                         help="one seed group of member checkpoints, colon-separated; repeat for further seed groups")
     parser.add_argument("--valid-subset", default="test", help="split to evaluate (default test)")
-    parser.add_argument("--batch-size", type=int, default=64, help="examples per batch (default 64)")
+    parser.add_argument("--batch-size", type=bounded(int, ">= 1"), default=64, help="examples per batch (default 64)")
     parser.add_argument("--combinations", metavar="K[,K...]",
                         help="sub-ensemble sizes averaged (default 2..min(5, members): the paper's protocol)")
     add_json_output(parser)
@@ -75,8 +76,6 @@ def parse_args(argv=None):
             args.combinations = [0]
         if not args.combinations or any(not 2 <= k <= members for k in args.combinations):
             parser.error(f"--combinations {text}: give sizes from 2 to {members} (the members) separated by commas")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1 (got {args.batch_size})")
     return args
 
 

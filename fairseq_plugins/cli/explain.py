@@ -19,6 +19,7 @@ from fairseq_plugins.cli.common import (
     add_json_output, add_user_dir, command_parser, import_user_dir, prints_json, setup_logging, write_results,
 )
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 
 
 def parse_args(argv=None):
@@ -26,17 +27,14 @@ def parse_args(argv=None):
     parser.add_argument("data", help="the data directory the checkpoint was trained on")
     parser.add_argument("--path", required=True, metavar="CKPT", help="checkpoint of an instance-based model")
     parser.add_argument("--valid-subset", default="test", help="split whose predictions are explained (default test)")
-    parser.add_argument("--top-k", type=int, default=5, help="training instances shown per prediction (default 5)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
-    parser.add_argument("--print", type=int, default=20, dest="print_items", metavar="N",
+    parser.add_argument("--top-k", type=bounded(int, ">= 1"), default=5,
+                        help="training instances shown per prediction (default 5)")
+    parser.add_argument("--batch-size", type=bounded(int, ">= 1"), default=32, help="sentences per batch (default 32)")
+    parser.add_argument("--print", type=bounded(int, ">= -1"), default=20, dest="print_items", metavar="N",
                         help="predictions printed (default 20; -1: all; the JSON has all)")
     add_user_dir(parser)
     add_json_output(parser, "the whole report")
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error(f"--top-k must be >= 1 (got {args.top_k})")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be >= 1 (got {args.batch_size})")
     return args
 
 

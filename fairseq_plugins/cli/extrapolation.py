@@ -30,6 +30,7 @@ from fairseq_plugins.cli.common import add_json_output, command_parser, setup_lo
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.cli.toy_experiment import corpus_bleu, final_valid_nll, generate, preprocess, read_lines, train
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SRC, TGT = "en", "xx"
@@ -105,23 +106,22 @@ def bucket_members(sources, max_train_length):
 def parse_args(argv=None):
     parser = command_parser("fairseq-plugins-extrapolation", __doc__)
     parser.add_argument("--work-dir", default="extrapolation", help="new or empty directory for every output")
-    parser.add_argument("--max-train-length", type=int, default=15, help="L: longest training source")
+    parser.add_argument("--max-train-length", type=bounded(int, "[1, 100]"), default=15,
+                        help="L: longest training source")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated models to train, among {','.join(MODELS)} (APE: sinusoidal positions)")
     parser.add_argument("--shape-max-shift", default="40",
                         help="SHAPE's K, or several comma-separated (one SHAPE model each, rows shape-k<K>)")
-    parser.add_argument("--relative-max-distance", type=int, default=16, help="RPE's k (Shaw et al.: 16)")
-    parser.add_argument("--max-update", type=int, default=600)
-    parser.add_argument("--train-size", type=int, default=30000, help="toy pairs generated before the length filter")
-    parser.add_argument("--test-size", type=int, default=500, help="long test pairs kept")
+    parser.add_argument("--relative-max-distance", type=bounded(int, ">= 1"), default=16,
+                        help="RPE's k (Shaw et al.: 16)")
+    parser.add_argument("--max-update", type=bounded(int, ">= 1"), default=600)
+    parser.add_argument("--train-size", type=bounded(int, ">= 1"), default=30000,
+                        help="toy pairs generated before the length filter")
+    parser.add_argument("--test-size", type=bounded(int, ">= 1"), default=500, help="long test pairs kept")
     parser.add_argument("--seed", type=int, default=1)
     add_json_output(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="save a bar chart of both BLEU scores")
     args = parser.parse_args(argv)
-    if not 1 <= args.max_train_length <= 100:
-        parser.error(f"--max-train-length must be in 1..100 (got {args.max_train_length})")
-    if min(args.max_update, args.train_size, args.test_size) < 1:
-        parser.error("--max-update, --train-size and --test-size must be positive")
     models = args.models.split(",")
     if not set(models) <= set(MODELS) or len(set(models)) != len(models):
         parser.error(f"--models must list distinct names among {','.join(MODELS)}, comma-separated (got {args.models!r})")
@@ -133,8 +133,6 @@ def parse_args(argv=None):
         args.shape_max_shift = []
     if not args.shape_max_shift or min(args.shape_max_shift) < 0 or len(set(args.shape_max_shift)) != len(args.shape_max_shift):
         parser.error(f"--shape-max-shift must be distinct integers >= 0, comma-separated (got {shifts!r})")
-    if args.relative_max_distance < 1:
-        parser.error(f"--relative-max-distance must be >= 1 (got {args.relative_max_distance})")
     check_plot_argument(parser, args.plot)
     return args
 

@@ -45,6 +45,7 @@ from fairseq_plugins.cli import width_analysis
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.spike_init import EMBED_TREATMENTS
+from fairseq_plugins.options import bounded, outside
 
 STACKS = ("encoder", "decoder")
 WIDTH_TREATMENTS = ("vanilla", "scaled", "layernorm")
@@ -54,29 +55,26 @@ def parse_args(argv=None):
     parser = model_flags_parser("fairseq-plugins-gradnorm", __doc__.split("\n\n")[0])
     parser.set_defaults(batch_size=32)
     probe = parser.add_argument_group("gradient-norm probe")
-    probe.add_argument(
-        "--vocab-size", type=int, default=1000, help="dictionary size, fairseq's 4 special symbols included"
-    )
-    probe.add_argument("--src-len", type=int, default=32, help="source tokens per sentence, </s> included")
-    probe.add_argument("--tgt-len", type=int, default=32, help="target tokens per sentence, </s> included")
+    probe.add_argument("--vocab-size", type=bounded(int, ">= 5"), default=1000,
+                       help="dictionary size: fairseq's 4 special symbols and at least one word")
+    probe.add_argument("--src-len", type=bounded(int, ">= 1"), default=32,
+                       help="source tokens per sentence, </s> included")
+    probe.add_argument("--tgt-len", type=bounded(int, ">= 1"), default=32,
+                       help="target tokens per sentence, </s> included")
     add_json_output(probe, '{"encoder": [...], "decoder": [...]} (with --widths: the width analysis)')
     probe.add_argument("--plot", metavar="FILE.png", help="also save a plot of the norms per layer")
     widths = parser.add_argument_group("width analysis (Spike No More)")
-    widths.add_argument("--widths", type=int, nargs="+", metavar="D",
+    widths.add_argument("--widths", type=bounded(int, ">= 1"), nargs="+", metavar="D",
                         help="run the width analysis for these model dimensions instead of the gradient probe")
     widths.add_argument("--embed-treatments", nargs="+", default=list(WIDTH_TREATMENTS), metavar="T",
                         help=f"treatments compared by --widths, from {', '.join(EMBED_TREATMENTS)}")
     args = parse_model_flags(parser, sys.argv[1:] if argv is None else argv)
-    if args.widths is not None and min(args.widths) < 1:
-        parser.error(f"--widths must be positive, got {min(args.widths)}")
     bad = [t for t in args.embed_treatments if t not in EMBED_TREATMENTS]
     if bad:
         parser.error(f"--embed-treatments must be among {', '.join(EMBED_TREATMENTS)} (got {bad[0]!r})")
-    if args.vocab_size < 5:
-        parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
-    for flag in ("batch_size", "src_len", "tgt_len"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    problem = outside(args.batch_size, ">= 1")  # fairseq's own flag, whose type is fairseq's
+    if problem:
+        parser.error(f"argument --batch-size: {problem}")
     check_plot_argument(parser, args.plot)
     return args
 

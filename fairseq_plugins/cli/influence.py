@@ -21,6 +21,7 @@ cleansing), and prints the top-k helpful and harmful training instances of each
 test instance.
 """
 
+import argparse
 import os
 import sys
 
@@ -35,14 +36,18 @@ from fairseq_plugins.cli.checkpoints import (
 from fairseq_plugins.cli.common import setup_logging
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.turnover_dropout import influence, turnover_layers
+from fairseq_plugins.options import bounded
 
 
 def add_influence_args(parser):
     group = parser.add_argument_group("influence")
     group.add_argument("--out", required=True, metavar="DIR", help="directory for the .npy outputs")
-    group.add_argument("--top-k", type=int, default=3, help="helpful/harmful training instances printed per test instance")
-    group.add_argument("--print-tests", type=int, default=20, help="test instances whose top-k are printed (-1: all)")
-    group.add_argument("--pairs-per-batch", type=int, default=8192, help="(test, train) pairs per forward pass")
+    group.add_argument("--top-k", type=bounded(int, ">= 1"), default=3,
+                       help="helpful/harmful training instances printed per test instance")
+    group.add_argument("--print-tests", type=bounded(int, ">= -1"), default=20,
+                       help="test instances whose top-k are printed (-1: all)")
+    group.add_argument("--pairs-per-batch", type=bounded(int, ">= 1"), default=8192,
+                       help="(test, train) pairs per forward pass")
 
 
 def checkpoint_path(argv):
@@ -65,15 +70,14 @@ def parse_args(argv):
     def parser():
         p = options.get_validation_parser(default_task=default_task)
         p.prog = "fairseq-plugins-influence"
+        # fairseq's usage runs to hundreds of lines; without it an error is the one line `prog: error: msg`.
+        p.usage = argparse.SUPPRESS
         add_influence_args(p)
         return p
 
     args = options.parse_args_and_arch(parser(), argv)
     # Only what the command line gives overrides the checkpoint's configuration (as fairseq-validate).
     overrides = vars(options.parse_args_and_arch(parser(), argv, suppress_defaults=True))
-    for flag, value in (("--top-k", args.top_k), ("--pairs-per-batch", args.pairs_per_batch)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be at least 1 (got {value})")
     return args, overrides
 
 

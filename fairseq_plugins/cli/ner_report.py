@@ -16,6 +16,7 @@ from fairseq_plugins.cli.common import (
     add_json_output, add_user_dir, command_parser, import_user_dir, prints_json, setup_logging, write_results,
 )
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 
 
 def parse_args(argv=None):
@@ -23,12 +24,10 @@ def parse_args(argv=None):
     parser.add_argument("data", help="the data directory the checkpoint was trained on")
     parser.add_argument("--path", required=True, metavar="CKPT", help="a span_ner checkpoint")
     parser.add_argument("--valid-subset", default="test", help="split to score (default test)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
+    parser.add_argument("--batch-size", type=bounded(int, ">= 1"), default=32, help="sentences per batch (default 32)")
     add_user_dir(parser)
     add_json_output(parser, "the report")
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be >= 1 (got {args.batch_size})")
     return args
 
 

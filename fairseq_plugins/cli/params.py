@@ -16,6 +16,7 @@ import sys
 from fairseq_plugins.cli.common import add_json_output, setup_logging, write_results
 from fairseq_plugins.cli.dataless import build_model, model_flags_parser, parse_model_flags
 from fairseq_plugins.modules.alone import AloneEmbedding, filter_statistics
+from fairseq_plugins.options import bounded
 
 
 def model_stacks(model):
@@ -39,12 +40,10 @@ def count_parameters(model):
 def parse_args(argv):
     parser = model_flags_parser("fairseq-plugins-params", __doc__.split("\n\n")[0])
     counter = parser.add_argument_group("parameter counts")
-    counter.add_argument("--vocab-size", type=int, default=32000, help="dictionary size, special symbols included")
+    counter.add_argument("--vocab-size", type=bounded(int, ">= 5"), default=32000,
+                         help="dictionary size: fairseq's 4 special symbols and at least one word")
     add_json_output(counter)
-    args = parse_model_flags(parser, argv)
-    if args.vocab_size < 5:
-        parser.error(f"--vocab-size must be at least 5 (4 special symbols and one word), got {args.vocab_size}")
-    return args
+    return parse_model_flags(parser, argv)
 
 
 def main(argv=None):

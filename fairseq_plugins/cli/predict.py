@@ -42,6 +42,7 @@ import torch
 
 from fairseq_plugins.cli.common import add_user_dir, command_parser, import_user_dir, setup_logging
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 
 INPUT_FORMATS = ("auto", "conll", "text", "conllu", "npz")
 
@@ -54,23 +55,20 @@ def parse_args(argv=None):
     parser.add_argument("--input-format", default="auto", choices=INPUT_FORMATS, metavar="FORMAT",
                         help=f"one of {', '.join(INPUT_FORMATS)} (default auto: from the task and the first line)")
     parser.add_argument("--json-lines", action="store_true", help="one JSON object per sentence or image")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences or images per batch (default 32)")
-    parser.add_argument("--explain", type=int, default=0, metavar="K",
+    parser.add_argument("--batch-size", type=bounded(int, ">= 1"), default=32,
+                        help="sentences or images per batch (default 32)")
+    parser.add_argument("--explain", type=bounded(int, ">= 0"), default=0, metavar="K",
                         help="instance-based models: the K training instances behind each prediction (JSON lines)")
     parser.add_argument("--data", metavar="DIR", help="data directory with the training file (instance heads; default: "
                         "the one saved in the checkpoint)")
-    parser.add_argument("--dip-eval-samples", type=int, metavar="S", help="DIP checkpoints: mixes averaged per example")
+    parser.add_argument("--dip-eval-samples", type=bounded(int, ">= 1"), metavar="S",
+                        help="DIP checkpoints: mixes averaged per example")
     add_user_dir(parser)
     parser.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
     args = parser.parse_args(argv)
     args.paths = [path for path in args.path.split(":") if path]
     if not args.paths:
         parser.error(f"--path {args.path!r}: give a checkpoint, or several separated by ':'")
-    for flag, value in (("--batch-size", args.batch_size), ("--dip-eval-samples", args.dip_eval_samples or 1)):
-        if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
-    if args.explain < 0:
-        parser.error(f"--explain must be at least 1 (training instances per prediction), got {args.explain}")
     return args
 
 

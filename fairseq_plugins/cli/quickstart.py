@@ -17,6 +17,7 @@ import os
 from fairseq_plugins.cli.common import command_parser
 from fairseq_plugins.cli.toy_experiment import generate_and_score, preprocess, read_lines, train
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.options import bounded
 from fairseq_plugins.synthetic_translation import write_corpus
 
 SPLITS = ("train", "valid", "test")
@@ -43,13 +44,10 @@ def parse_args(argv=None):
     parser.add_argument("--source-lang", default="en")
     parser.add_argument("--target-lang", default="xx")
     parser.add_argument("--arch", default="b2t_transformer")
-    parser.add_argument("--max-update", type=int, default=600)
-    parser.add_argument("--train-size", type=int, default=20000, help="toy corpus training pairs")
+    parser.add_argument("--max-update", type=bounded(int, ">= 1"), default=600)
+    parser.add_argument("--train-size", type=bounded(int, ">= 1"), default=20000, help="toy corpus training pairs")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    if args.max_update < 1 or args.train_size < 1:
-        parser.error("--max-update and --train-size must be positive")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):

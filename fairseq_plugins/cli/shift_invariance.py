@@ -27,6 +27,7 @@ from fairseq_plugins.cli.common import (
 from fairseq_plugins.cli.plotting import check_plot_argument, save_png
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules.shape import ShiftedSinusoidalPositions
+from fairseq_plugins.options import bounded
 
 
 def parse_args(argv=None):
@@ -34,15 +35,12 @@ def parse_args(argv=None):
     parser.add_argument("data", help="binarized data directory (fairseq-preprocess output)")
     parser.add_argument("--path", required=True, help="checkpoint file")
     parser.add_argument("--gen-subset", default="test", help="split whose sentences are encoded")
-    parser.add_argument("--max-sentences", type=int, default=200, help="sentences used from the split")
-    parser.add_argument("--max-offset", type=int, default=40, help="K: offsets 0..K are probed")
+    parser.add_argument("--max-sentences", type=bounded(int, ">= 1"), default=200, help="sentences used from the split")
+    parser.add_argument("--max-offset", type=bounded(int, ">= 0"), default=40, help="K: offsets 0..K are probed")
     add_json_output(parser, '{"offsets": [...], "similarity": [...]}')
     add_user_dir(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="save similarity versus offset")
     args = parser.parse_args(argv)
-    for flag, value, minimum in (("--max-sentences", args.max_sentences, 1), ("--max-offset", args.max_offset, 0)):
-        if value < minimum:
-            parser.error(f"{flag} must be at least {minimum} (got {value})")
     check_plot_argument(parser, args.plot)
     return args
 

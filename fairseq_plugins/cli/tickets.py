@@ -27,6 +27,7 @@ of its fairseq-train runs. Every fairseq command is printed to stderr before it 
 ``fairseq-plugins-ensemble DATA --path DIR/member-0/checkpoint_last.pt:...``.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ from fairseq_plugins.cli.fairseq_runs import fairseq_command, run_fairseq
 from fairseq_plugins.cli.user_dir import user_dir
 from fairseq_plugins.errors import ConfigError
 from fairseq_plugins.modules import pruning
+from fairseq_plugins.options import bounded
 from fairseq_plugins.tasks.ticket_training import TICKET_PREFIX, TICKET_TASKS
 
 METHODS = ("dense", "bagging", "base", "active", "random")
@@ -59,22 +61,18 @@ def parse_args(argv=None):
     parser.add_argument("--pretrained", required=True, metavar="CKPT", help="the pretrained fairseq checkpoint")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (member-<i>/ inside)")
     parser.add_argument("--method", required=True, choices=METHODS, metavar="{" + ",".join(METHODS) + "}")
-    parser.add_argument("--members", type=int, required=True, help="ensemble members to build")
-    parser.add_argument("--target-ratio", type=float, default=0.3, help="fraction of the prunable weights pruned (default 0.3)")
-    parser.add_argument("--rounds", type=int, default=3, help="pruning rounds (default 3: 10%% of the original each)")
+    parser.add_argument("--members", type=bounded(int, ">= 1"), required=True, help="ensemble members to build")
+    parser.add_argument("--target-ratio", type=bounded(float, "(0, 1)"), default=0.3,
+                        help="fraction of the prunable weights pruned (default 0.3)")
+    parser.add_argument("--rounds", type=bounded(int, ">= 1"), default=3,
+                        help="pruning rounds (default 3: 10%% of the original each)")
     parser.add_argument("--tau", type=float, help="weight of the diversity regulariser at the peak LR; required by active "
                         "and random, whose regulariser it is (the paper tunes it; the recipe uses 1e-3, SMALL=1 1e-2)")
     parser.add_argument("--seed", type=int, default=1, help="member i trains with seed S+i (default 1)")
     args = parser.parse_args(ours)
     args.train_options = train_options
-    if args.members < 1:
-        parser.error(f"--members must be at least 1 (got {args.members})")
     if args.method == "active" and args.members < 2:
         parser.error("--method active needs --members 2 or more (each member is pushed away from the earlier ones)")
-    if not 0 < args.target_ratio < 1:
-        parser.error(f"--target-ratio must be in (0, 1) (got {args.target_ratio})")
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     if args.method in REGULARISED_METHODS and not (args.tau or 0) > 0:
         # without the regulariser ACTIVE-LT and RANDOM-LT are BASE-LT with other seeds
         parser.error(f"--method {args.method} needs --tau > 0 (the diversity regulariser's weight; the paper tunes it, "
@@ -88,9 +86,10 @@ def parse_args(argv=None):
     if args.task not in TICKET_TASKS:
         parser.error(f"--task must be one of {', '.join(TICKET_TASKS)} (got {args.task!r})")
     max_update = option_value(parser, train_options, "--max-update", "the updates of every round")
-    if not max_update.isdigit() or int(max_update) < 1:
-        parser.error(f"--max-update must be a positive integer (got {max_update!r})")
-    args.max_update = int(max_update)
+    try:  # a fairseq-train option, bounded here as our own flags are
+        args.max_update = bounded(int, ">= 1")(max_update)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"argument --max-update: {error}")
     return args
 
 
