@@ -401,3 +401,24 @@ def test_a_checkpoint_maps_words_and_labels_whatever_train_conllu_now_holds(tmp_
         scores = metrics(validate(data, checkpoint))
         assert (scores["uas"], scores["las"]) == tuple(round(100 * before[name] / before["words"], 2)
                                                        for name in ("heads_ok", "labels_ok"))
+
+
+def test_word_embeddings_are_the_files_words_frozen_and_carried_by_the_checkpoint(tmp_path, treebank):
+    """``--word-embeddings`` as in NER (one implementation, InstanceSetTask.word_vocabulary): the file's
+    words plus the training words it lacks, the vectors copied in when training starts and kept fixed
+    under --freeze-word-embeddings, so a word only the file knows keeps its vector at test time."""
+    vectors = {"dog": [0.5, -1.0, 2.0, 0.25], "sees": [1.5, 0.0, -0.5, 1.0], "zebra": [-2.0, 1.0, 0.5, 3.0]}
+    vector_file = tmp_path / "vectors.txt"
+    vector_file.write_text("".join(f"{word} {' '.join(map(str, vector))}\n" for word, vector in vectors.items()))
+    train(treebank, tmp_path, "--word-embeddings", vector_file, "--freeze-word-embeddings", "--encoder-embed-dim", 4,
+          "--max-update", 10, epochs=1)
+    checkpoint = tmp_path / "checkpoint_last.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    words, first = state["task_state"]["words"], state["task_state"]["first_pretrained"]
+    assert words[first:first + 3] == ["dog", "sees", "zebra"] and "<root>" in words[:first] and "cat" in words[:first]
+    for word, vector in vectors.items():  # after 10 updates: copied in, and frozen
+        torch.testing.assert_close(state["model"]["encoder.embed_tokens.pretrained"][words.index(word) - first],
+                                   torch.tensor(vector))
+    _, _, task = load_checkpoint(str(checkpoint))
+    assert task.words.index("Zebra") == words.index("zebra")  # not a training word: looked up lowercased
+    assert metrics(validate(treebank, checkpoint))["well_formed"] == 100.0

@@ -7,7 +7,9 @@ the batch layout.
 Vocabulary (built from ``train.conllu`` when training starts, and carried by every checkpoint, so
 evaluating one maps words and labels as training did: ``data/vocabulary.py``): ``--input-field``
 (form, lemma or upos) values seen at least ``--min-word-count`` times in training; the rest, and
-every unseen word at test time, map to ``<unk>``, which the training singletons teach. Labels:
+every unseen word at test time, map to ``<unk>``, which the training singletons teach; with
+``--word-embeddings FILE``, every word of FILE too, with its vector (as NER:
+``InstanceSetTask.word_vocabulary``). Labels:
 those of the training data; a valid/test label never seen in training counts as wrong (LAS) and is
 left out of the loss.
 
@@ -30,7 +32,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fairseq.data import Dictionary
 from fairseq.tasks import register_task
 
 from fairseq_plugins.data.conllu_treebank import INPUT_FIELDS, ROOT, DependencyDataset, read_conllu
@@ -67,11 +68,7 @@ class DependencyParsingTask(InstanceSetTask):
 
     def build_vocabulary(self):
         counts = Counter(word for s in self.train_sentences for word in getattr(s, self.cfg.input_field))
-        words = Dictionary()
-        words.add_symbol(ROOT)
-        for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-            if count >= self.cfg.min_word_count:
-                words.add_symbol(word, count)
+        words = self.word_vocabulary(counts, extra_symbols=[ROOT], min_count=self.cfg.min_word_count)
         return vocabulary(words, sorted({label for s in self.train_sentences for label in s.labels}))
 
     @property

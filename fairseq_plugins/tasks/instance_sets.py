@@ -31,24 +31,33 @@ inherits).
 A subclass (one per file format) sets ``suffix`` (its files are ``DATA/{split}{suffix}``) and
 defines ``read(path) -> sentences`` (each with its first ``line``), ``build_vocabulary()`` (from
 ``self.train_sentences``) and ``dataset_of(sentences, path, shuffle)``; its config subclasses
-``InstanceSetConfig`` (the protocol's options, the same for every such task) and adds ``data`` and
-``max_positions``.
+``InstanceSetConfig`` (the protocol's options, the same for every such task, and
+``--word-embeddings``) and adds ``data`` and ``max_positions``.
+
+Words, the same way for every such task: ``word_vocabulary(counts)`` is the training words, or with
+``--word-embeddings FILE`` every word of FILE plus the training words it lacks
+(``data/word_vectors.py``), and ``build_model`` copies FILE's vectors in when training starts (a
+checkpoint holds them), fixed under the model's ``--freeze-word-embeddings``.
 """
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Optional
 
 import numpy as np
 from omegaconf import II
 
+from fairseq.data import Dictionary
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask
 
 from fairseq_plugins.data.sentences import batches_in_index_order, on_device
-from fairseq_plugins.data.vocabulary import VocabularyInCheckpoint
+from fairseq_plugins.data.vocabulary import VocabularyInCheckpoint, file_sha256
+from fairseq_plugins.data.word_vectors import pretrained_vocabulary
 from fairseq_plugins.errors import ConfigError
+from fairseq_plugins.models.token_encoders import init_word_embeddings
 from fairseq_plugins.options import bounded_field, check_options
 
 logger = logging.getLogger(__name__)
@@ -69,6 +78,9 @@ class InstanceSetConfig(FairseqDataclass):
         "training sentence's instances, exact; N: N training sentences drawn for each scored batch (seeded by "
         "--seed and the batch's ids; the authors' NER code draws 50)")
     seed: int = II("common.seed")
+    word_embeddings: Optional[str] = field(default=None, metadata={
+        "help": "text file of pretrained word vectors (GloVe, word2vec or fastText text format): its words plus the "
+                "training words are the vocabulary, the vectors copied in when training starts"})
 
 
 class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
@@ -98,6 +110,27 @@ class InstanceSetTask(VocabularyInCheckpoint, FairseqTask):
     @property
     def words(self):
         return self.vocabulary().words
+
+    def word_vocabulary(self, counts, extra_symbols=(), min_count=1):
+        """The word Dictionary of the training words ``counts`` (a Counter) seen ``min_count`` times or more:
+        with ``--word-embeddings``, ``pretrained_vocabulary`` (the file's words plus these); otherwise these,
+        most frequent first. ``extra_symbols`` (e.g. a parser's root) follow the specials."""
+        counts = {word: count for word, count in counts.items() if count >= min_count}
+        if self.cfg.word_embeddings:
+            self.word_vectors_sha256 = file_sha256(self.cfg.word_embeddings)
+            return pretrained_vocabulary(counts, self.cfg.word_embeddings, extra_symbols)
+        words = Dictionary()
+        for symbol in extra_symbols:
+            words.add_symbol(symbol)
+        for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            words.add_symbol(word, count)
+        return words
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if not from_checkpoint:  # a checkpoint's state dict already holds the pretrained vectors
+            init_word_embeddings(model.encoder, self.words, cfg)
+        return model
 
     def load_dataset(self, split, combine=False, **kwargs):
         path = os.path.join(self.cfg.data, f"{split}{self.suffix}")

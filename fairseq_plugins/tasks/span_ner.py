@@ -25,18 +25,14 @@ Evaluation (``criterions/span_ner.py``): seqeval's strict IOB2 precision, recall
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 
-from fairseq.data import Dictionary
 from fairseq.tasks import register_task
 
 from fairseq_plugins.data.conll_ner import SpanNerDataset, read_conll
-from fairseq_plugins.data.vocabulary import file_sha256, vocabulary
-from fairseq_plugins.data.word_vectors import pretrained_vocabulary
+from fairseq_plugins.data.vocabulary import vocabulary
 from fairseq_plugins.errors import ConfigError
-from fairseq_plugins.models.token_encoders import init_word_embeddings
 from fairseq_plugins.modules.spans import OUTSIDE, SCHEMES, decode, spans_to_iob2
 from fairseq_plugins.options import bounded_field, choice_field
 from fairseq_plugins.tasks.instance_sets import InstanceSetConfig, InstanceSetTask, instance_sentences_field
@@ -51,9 +47,6 @@ class SpanNerConfig(InstanceSetConfig):
     max_span_length: int = bounded_field(6, ">= 1", "longest candidate span L, in tokens")
     instance_sentences: int = instance_sentences_field(50)
     max_positions: int = field(default=512, metadata={"help": "longest sentence, in tokens"})
-    word_embeddings: Optional[str] = field(default=None, metadata={
-        "help": "text file of pretrained word vectors (GloVe, word2vec or fastText text format): its words plus the "
-                "training words are the vocabulary, the vectors copied in when training starts"})
 
 
 @register_task("span_ner", dataclass=SpanNerConfig)
@@ -65,25 +58,10 @@ class SpanNerTask(InstanceSetTask):
         return read_conll(path, self.cfg.tag_scheme)
 
     def build_vocabulary(self):
-        if self.cfg.word_embeddings:
-            words = pretrained_vocabulary(Counter(w for s in self.train_sentences for w in s.words),
-                                          self.cfg.word_embeddings)
-            self.word_vectors_sha256 = file_sha256(self.cfg.word_embeddings)
-        else:
-            words = Dictionary()
-            for sentence in self.train_sentences:
-                for word in sentence.words:
-                    words.add_symbol(word)
-            words.finalize()
+        words = self.word_vocabulary(Counter(word for sentence in self.train_sentences for word in sentence.words))
         labels = [OUTSIDE] + sorted({kind for sentence in self.train_sentences for _, _, kind in sentence.entities})
         logger.info("span_ner: %d words, labels %s", len(words), " ".join(labels))
         return vocabulary(words, labels)
-
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        if not from_checkpoint:  # a checkpoint's state dict already holds the pretrained vectors
-            init_word_embeddings(model.encoder, self.words, cfg)
-        return model
 
     def dataset_of(self, sentences, path, shuffle=False):
         """A dataset of ``sentences`` (read from ``path``, named in errors), e.g. new text to tag."""
