@@ -3,8 +3,8 @@
 # Both heads: the same BiLSTM encoder (2 layers, 100 units, word vectors of --encoder-embed-dim, a
 # character CNN of 50 filters with two highway layers, span vectors of 100 d, spans up to 6 tokens),
 # Adam with the authors' decay lr / (1 + 0.05 epoch), gradient clipping 5, dropout 0.3, EPOCHS
-# epochs: the paper's lr 1e-3, batch 8, 100 epochs, best checkpoint by dev F1; SMALL=1: lr 2e-3,
-# batch 16, 12 epochs, the last checkpoint (CPU-sized). GLOVE=FILE: the vocabulary is FILE's words
+# epochs, the best checkpoint by dev F1: the paper's lr 1e-3, batch 8, 100 epochs; SMALL=1: lr 2e-3,
+# batch 16, 24 epochs (CPU-sized). GLOVE=FILE: the vocabulary is FILE's words
 # (vectors frozen, as in the paper) plus the training words it lacks. Instance head: dot product,
 # K = 50 sampled training sentences per batch.
 . "$(dirname "$0")/common.sh"
