@@ -1,9 +1,9 @@
 """The two scoring memories of the instance-set protocol, measured side by side (tasks/instance_sets.py).
 
-    python recipes/parsing/memory_modes.py DATA --path CKPT --json OUT.json [--drawn 50] [--rounds 2]
+    python bench/instance_memory_modes.py DATA --path CKPT --json OUT.json [--drawn 50] [--rounds 2]
 
-Validates CKPT (an instance-based parser) on DATA's test split with ``fairseq-validate
---inference-sentences 0`` (every training sentence, exact) and ``--inference-sentences N`` (N drawn
+Validates CKPT (an instance-based model of any instance-set task: span NER, dependency parsing; the
+task is the checkpoint's) on DATA's test split with ``fairseq-validate --inference-sentences 0`` (every training sentence, exact) and ``--inference-sentences N`` (N drawn
 per batch, the authors' K = 50), alternately for ``--rounds`` rounds, one process each (CPU, the
 command's own threads), and records per mode the median wall and CPU time (the process's, model
 loading included), the largest peak RSS, and the metrics (both modes are deterministic).
@@ -31,12 +31,13 @@ CONLL_TRAIN_SPANS = 1.2e6  # spans of up to the paper's length in CoNLL-2003 tra
 CONLL_TRAIN_SENTENCES = 14_041
 CONLL_DEV_TERMS = 3.6e11  # dev spans x training spans
 SPAN_DIM = 100
+SCORES = ("uas", "las", "precision", "recall", "f1")  # what the JSON keeps of the validation line
 
 
 def validate(data, checkpoint, drawn):
     """(wall seconds, CPU seconds, peak RSS in MiB, metrics) of one fairseq-validate process."""
     command = [*fairseq_command("validate"), data, "--user-dir", os.path.dirname(sys.modules["fairseq_plugins"].__file__),
-               "--task", "dependency_parsing", "--path", checkpoint, "--valid-subset", "test", "--batch-size", "64",
+               "--path", checkpoint, "--valid-subset", "test", "--batch-size", "64",
                "--cpu", "--num-workers", "0", "--inference-sentences", str(drawn)]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -64,7 +65,7 @@ def streamed_rate(memory_rows=200_000, queries=2_000):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data")
-    parser.add_argument("--path", required=True, help="checkpoint of an instance-based parser")
+    parser.add_argument("--path", required=True, help="checkpoint of an instance-based model (NER or parsing)")
     parser.add_argument("--json", required=True, help="where the measurements go")
     parser.add_argument("--drawn", type=int, default=50, help="sentences drawn per batch in the sampled mode (default 50)")
     parser.add_argument("--rounds", type=int, default=2)
@@ -80,7 +81,7 @@ def main(argv=None):
         modes[name] = {"inference_sentences": drawn, "seconds_median": round(statistics.median(m[0] for m in measured), 2),
                        "cpu_seconds_median": round(statistics.median(m[1] for m in measured), 2),
                        "seconds": [round(m[0], 2) for m in measured], "peak_rss_mib": round(max(m[2] for m in measured), 1),
-                       "uas": metrics["uas"], "las": metrics["las"]}
+                       "metrics": {name: value for name, value in metrics.items() if name in SCORES}}
     rate = streamed_rate()
     spans_per_sentence = CONLL_TRAIN_SPANS / CONLL_TRAIN_SENTENCES
     dev_spans = CONLL_DEV_TERMS / CONLL_TRAIN_SPANS
