@@ -3,7 +3,7 @@
 #   SMALL=1   the Turkish web treebank of the turkish-treebanks package, split 80/10/10 with a fixed
 #             seed, a CPU-sized BiLSTM and EPOCHS (default 8) epochs; else UD English EWT (GPU)
 #   SEEDS     training seeds (default "1 2 3"); EPOCHS, K (instance sentences per batch) override
-#   INSTANCE_LABELS  the instance label head's rule: mean (default, the paper's equation) or mass
+#   INSTANCE_LABELS  the instance label head's rule: mass (default, the package's) or mean (the paper's equation)
 #   CHARS=1   character features: a character CNN (50 filters of width 3 over 30-d characters) and
 #             two highway layers added to each word vector (the NER recipe's setting)
 set -euo pipefail
@@ -14,7 +14,7 @@ DATA=$WORK_DIR/data
 SMALL=${SMALL:-0}
 SEEDS=${SEEDS:-"1 2 3"}
 METHODS="weight instance-dot instance-cosine"
-INSTANCE_LABELS=${INSTANCE_LABELS:-mean}
+INSTANCE_LABELS=${INSTANCE_LABELS:-mass}
 CHARS=${CHARS:-0}
 TREEBANK="python $HERE/treebank.py"
 if [[ $SMALL == 1 ]]; then
