@@ -9,8 +9,8 @@ command's own threads), and records per mode the median wall and CPU time (the p
 loading included), the largest peak RSS, and the metrics (both modes are deterministic).
 
 Then the ESTIMATE for span NER on CoNLL-2003 dev against the whole training split, from the
-streamed exact scoring rate measured here (``InstanceMemory.label_log_probs``, 100-d spans, 4096
-rows a chunk): about 3.6e11 similarity terms (1.2M training spans x 3e5 dev spans), against the
+streamed exact scoring rate measured here (``InstanceMemory.label_log_probs``, 100-d spans, chunks
+of ``SCORE_ELEMENTS`` scores as the models use): about 3.6e11 similarity terms (1.2M training spans x 3e5 dev spans), against the
 sampled mode's 50 sentences x ~85 spans per batch. An estimate, labelled so in the JSON.
 """
 

@@ -117,8 +117,9 @@ class InstanceMemory:
         return torch.nn.functional.normalize(queries, dim=-1) if self.similarity == "cosine" else queries
 
     def similarities(self, queries):
-        """Brute force: (Q, N) similarities to every stored instance."""
-        return self._queries(queries) @ self.vectors.t()
+        """Brute force: (Q, N) similarities to every stored instance, in the queries' dtype (the memory is
+        encoded without gradient and may hold another precision than the differentiable queries)."""
+        return self._queries(queries) @ self.vectors.t().to(queries.dtype)
 
     def _chunks(self, queries, chunk_size, vectors=None, offset=0):
         """``(first row, scores (Q, rows))`` over ``vectors`` (default: the whole memory), ``chunk_size`` rows at a time."""
